@@ -1,0 +1,41 @@
+# golem-tasks developer commands. `make install` is implied by every other target.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format bench chaos clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The README's first quick-start command: hello world end to end on the embedded
+# PostgreSQL and a local devnet.
+run: install
+	$(BIN)/golem-tasks install
+	$(BIN)/golem-tasks db status
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
+
+chaos: install
+	$(BIN)/pytest -q -m chaos tests/chaos
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

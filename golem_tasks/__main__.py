@@ -1,0 +1,3 @@
+from golem_tasks.cli import main
+
+main()

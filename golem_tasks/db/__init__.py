@@ -1,0 +1,1 @@
+"""The database layer: connections, named SQL queries and schema migrations."""

@@ -1,0 +1,272 @@
+"""The embedded PostgreSQL: zero setup, one server per host, shared by every process.
+
+The binaries come from the ``pgserver`` wheel (relocatable PostgreSQL on PyPI); the
+life cycle is ours so that we control the settings (enough connections for hundreds of
+activities), start-up timeouts and sharing: a file lock makes the first process start the
+server and every later one, on any terminal, connect to it. The server listens on a unix
+socket only, so nothing is exposed to the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import psycopg.conninfo
+import psycopg.sql
+
+from golem_tasks.db.queries import queries
+from golem_tasks.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+DATABASE = "golem_tasks"
+SUPERUSER = "postgres"
+#: The system account that runs the server when golem-tasks runs as root (PostgreSQL
+#: refuses to run as root).
+SYSTEM_USER = "golemtasks-pg"
+SOCKET_PORT = 5432
+
+#: Settings written on first initialisation. Hundreds of activities each hold a connection
+#: through the workers' pools, so the default of 100 connections is too few.
+DEFAULT_SETTINGS: Mapping[str, str] = {
+    "max_connections": "500",
+    "shared_buffers": "128MB",
+    "listen_addresses": "''",
+    "log_min_messages": "warning",
+    "log_line_prefix": "'%m [%p] '",
+}
+
+
+def _bin_dir() -> Path:
+    """pgserver's bundled binaries, found without importing pgserver (whose import has
+    side effects we do not need)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the embedded PostgreSQL needs the 'pgserver' package: pip install pgserver"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_system_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(name)
+
+
+def _open_to_others(path: Path, mode: int) -> None:
+    """Add ``mode`` bits to ``path`` and every folder above it (traversal for the account)."""
+    for folder in [path, *path.parents]:
+        current = folder.stat().st_mode
+        if current & mode != mode:
+            folder.chmod(current | mode)
+
+
+def _open_tree(root: Path, dir_mode: int, file_mode: int) -> None:
+    for folder, _dirs, files in os.walk(root):
+        _open_to_others(Path(folder), dir_mode)
+        for name in files:
+            file = Path(folder) / name
+            current = file.stat().st_mode
+            if current & file_mode != file_mode:
+                file.chmod(current | file_mode)
+
+
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    running: bool
+    pid: int | None
+    data_dir: Path
+    socket_dir: Path
+    dsn: str
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL data directory under ``home`` and the server that serves it."""
+
+    def __init__(self, home: Path, settings: Mapping[str, str] | None = None) -> None:
+        self.home = home.expanduser().resolve()
+        self.data_dir = self.home / "pgdata"
+        self.log_file = self.home / "postgresql.log"
+        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+
+    # -- public -----------------------------------------------------------------------
+
+    @property
+    def socket_dir(self) -> Path:
+        """The data directory, unless its socket path would exceed the unix limit (~107)."""
+        if len(str(self.data_dir / f".s.PGSQL.{SOCKET_PORT}")) < 100:
+            return self.data_dir
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"golem-tasks-{digest}"
+
+    def dsn(self, dbname: str = DATABASE) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=str(self.socket_dir), port=str(SOCKET_PORT), user=SUPERUSER, dbname=dbname
+        )
+
+    def status(self) -> EmbeddedStatus:
+        pid = self._running_pid()
+        return EmbeddedStatus(pid is not None, pid, self.data_dir, self.socket_dir, self.dsn())
+
+    def start(self, timeout: float = 120.0) -> str:
+        """Start the server unless it runs already; return its DSN. Safe to race."""
+        with self._lock():
+            if self._running_pid() is None:
+                self._start_locked(timeout)
+            self._ensure_database()
+        return self.dsn()
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop the server (fast shutdown); ``False`` when it was not running."""
+        with self._lock():
+            if self._running_pid() is None:
+                return False
+            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(int(timeout))], timeout + 5)
+            return True
+
+    # -- internals --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "embedded.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _running_pid(self) -> int | None:
+        """The postmaster's pid when it runs and reports itself ready."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return None
+        try:
+            pid = int(lines[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            return None
+        except PermissionError:
+            pass  # alive, owned by the server's system account
+        status = lines[7].strip() if len(lines) > 7 else ""
+        return pid if status == "ready" else None
+
+    def _as_user(self) -> str | None:
+        return SYSTEM_USER if os.geteuid() == 0 else None
+
+    def _run(self, args: list[str], timeout: float) -> None:
+        logger.debug("running %s", args)
+        result = subprocess.run(
+            args,
+            user=self._as_user(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+        )
+        if result.returncode != 0:
+            raise UserError(
+                f"embedded PostgreSQL: {Path(args[0]).name} failed ({result.returncode}): "
+                f"{(result.stderr or result.stdout).strip().splitlines()[-1:]!s} "
+                f"— see {self.log_file}"
+            )
+
+    def _pg_ctl(self, args: list[str], timeout: float) -> None:
+        self._run([str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args], timeout)
+
+    def _prepare_for_system_user(self) -> None:
+        """As root, let the unprivileged server account reach the binaries and its files."""
+        if self._as_user() is None:
+            return
+        entry = _ensure_system_user(SYSTEM_USER)
+        install_dir = _bin_dir().parent
+        traverse = 0o055  # r-x for group and others
+        _open_to_others(install_dir, traverse)
+        _open_tree(install_dir, traverse, 0o044)
+        _open_tree(install_dir / "bin", traverse, 0o055)
+        for path in (self.data_dir, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            _open_to_others(path.parent, 0o011)
+            shutil.chown(path, entry.pw_uid, entry.pw_gid)
+        self.log_file.touch()
+        shutil.chown(self.log_file, entry.pw_uid, entry.pw_gid)
+
+    def _start_locked(self, timeout: float) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_for_system_user()
+        if not (self.data_dir / "PG_VERSION").exists():
+            logger.info("initialising embedded PostgreSQL in %s", self.data_dir)
+            self._run(
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    SUPERUSER,
+                ],
+                timeout,
+            )
+        self._write_settings()
+        logger.info("starting embedded PostgreSQL (%s)", self.data_dir)
+        options = f"-k {self.socket_dir} -p {SOCKET_PORT}"
+        self._pg_ctl(
+            ["start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options],
+            timeout + 10,
+        )
+        deadline = time.monotonic() + timeout
+        while self._running_pid() is None:
+            if time.monotonic() > deadline:
+                raise UserError(f"embedded PostgreSQL did not become ready — see {self.log_file}")
+            time.sleep(0.1)
+
+    def _write_settings(self) -> None:
+        """Keep our settings in ``postgresql.auto.conf``-style include owned by us."""
+        conf = self.data_dir / "golem_tasks.conf"
+        body = "".join(f"{key} = {value}\n" for key, value in sorted(self.settings.items()))
+        if not conf.exists() or conf.read_text() != body:
+            conf.write_text(body)
+        main_conf = self.data_dir / "postgresql.conf"
+        include = "include_if_exists = 'golem_tasks.conf'\n"
+        text = main_conf.read_text()
+        if include not in text:
+            main_conf.write_text(text + "\n" + include)
+        if self._as_user() is not None:
+            shutil.chown(conf, SYSTEM_USER, SYSTEM_USER)
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute(queries.database_exists, {"name": DATABASE}).fetchone()
+            if not exists:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(
+                        psycopg.sql.SQL(queries.create_database).format(
+                            name=psycopg.sql.Identifier(DATABASE)
+                        )
+                    )

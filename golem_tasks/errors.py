@@ -1,0 +1,9 @@
+"""Errors a user can act on: the CLI prints their message on one line and exits 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or environment that the user must fix; never a bug in golem-tasks."""
+
+    exit_code = 2
