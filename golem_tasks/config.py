@@ -70,10 +70,15 @@ def choose_dsn(option: str | None) -> DsnChoice | None:
 def validate_dsn(dsn: str) -> str:
     """Refuse a DSN libpq cannot parse, with the reason and the password masked."""
     try:
-        psycopg.conninfo.conninfo_to_dict(dsn)
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot parse"
         raise UserError(f"malformed DSN {mask_dsn(dsn)!r}: {mask_password(reason, dsn)}") from None
+    # libpq parses these lazily, at connect time; refuse them before anything is touched.
+    for option in ("port", "connect_timeout"):
+        value = params.get(option)
+        if value is not None and not all(part.isdigit() for part in str(value).split(",")):
+            raise UserError(f"malformed DSN {mask_dsn(dsn)!r}: {option} must be a number")
     return dsn
 
 
