@@ -1,0 +1,57 @@
+-- Runs: creation, resumption, the supervisor's lock and its end.
+
+-- name: supervisor_lock
+-- Held on the supervisor's own connection for its life: one supervisor per run. A killed
+-- supervisor's connection closes, which releases it.
+SELECT pg_try_advisory_lock(hashtext('golem-tasks run'), hashtext(%(run_id)s)) AS locked;
+
+-- name: create_run
+INSERT INTO tasks.run (id, app, workers, budget_per_hour, max_price, subnet, payment_platform,
+                       settings, queue)
+VALUES (%(id)s, %(app)s, %(workers)s, %(budget_per_hour)s, %(max_price)s, %(subnet)s,
+        %(payment_platform)s, %(settings)s, %(queue)s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: get_run
+SELECT * FROM tasks.run WHERE id = %(run_id)s;
+
+-- name: latest_run
+SELECT * FROM tasks.run ORDER BY created_at DESC LIMIT 1;
+
+-- name: resume_run
+-- A resumed run takes the options of the command that resumed it.
+UPDATE tasks.run
+SET status = 'running', stop_reason = NULL, finished_at = NULL, app = %(app)s,
+    workers = %(workers)s, budget_per_hour = %(budget_per_hour)s, max_price = %(max_price)s,
+    subnet = %(subnet)s, payment_platform = %(payment_platform)s, settings = %(settings)s,
+    queue = %(queue)s, updated_at = now()
+WHERE id = %(id)s;
+
+-- name: supervisor_seen
+UPDATE tasks.run SET supervisor = %(supervisor)s, supervisor_seen_at = now() WHERE id = %(run_id)s;
+
+-- name: set_run_status
+UPDATE tasks.run
+SET status = %(status)s, stop_reason = coalesce(%(reason)s, stop_reason), updated_at = now(),
+    finished_at = CASE WHEN %(status)s IN ('finished', 'failed', 'stopped') THEN now() END
+WHERE id = %(run_id)s;
+
+-- name: stop_run_once
+-- The first reason to stop a run wins; later ones are recorded as errors only.
+UPDATE tasks.run SET status = 'stopping', stop_reason = %(reason)s, updated_at = now()
+WHERE id = %(run_id)s AND status = 'running'
+RETURNING id;
+
+-- name: set_feed_done
+UPDATE tasks.run SET feed_done = %(done)s, updated_at = now() WHERE id = %(run_id)s;
+
+-- name: record_error
+INSERT INTO tasks.error (run_id, source, kind, message, agreement_id, activity_id, task_id)
+VALUES (%(run_id)s, %(source)s, %(kind)s, %(message)s, %(agreement_id)s, %(activity_id)s,
+        %(task_id)s);
+
+-- name: record_results_cnt
+INSERT INTO tasks.results_history (run_id, at, results_cnt)
+VALUES (%(run_id)s, %(at)s, %(results_cnt)s)
+ON CONFLICT (run_id, at) DO NOTHING;

@@ -1,0 +1,99 @@
+-- Tasks: fed by the supervisor, claimed and finished by workers.
+-- A claim is (task id, activity id, attempt number): a completion that does not match the
+-- current claim is a late or duplicate one and changes nothing.
+
+-- name: insert_tasks
+-- Idempotent by key: feeding the same iterable again after a restart adds nothing twice.
+INSERT INTO tasks.task (run_id, key, position, data, max_attempts, timeout_s)
+SELECT %(run_id)s, t.key, t.position, t.data, %(max_attempts)s, %(timeout_s)s
+FROM unnest(%(keys)s::text[], %(positions)s::bigint[], %(datas)s::jsonb[]) AS t(key, position, data)
+ON CONFLICT (run_id, key) DO NOTHING;
+
+-- name: max_position
+SELECT coalesce(max(position), -1) AS position FROM tasks.task WHERE run_id = %(run_id)s;
+
+-- name: task_counts
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'claimed') AS claimed,
+       count(*) FILTER (WHERE status = 'done') AS done,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) AS total
+FROM tasks.task WHERE run_id = %(run_id)s;
+
+-- name: claim_task
+-- The next pending task in feed order; concurrent claimers skip each other's rows.
+WITH next AS (
+    SELECT id FROM tasks.task
+    WHERE run_id = %(run_id)s AND status = 'pending'
+    ORDER BY position
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks.task t
+SET status = 'claimed', attempts = t.attempts + 1, activity_id = %(activity_id)s,
+    claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
+    started_at = coalesce(t.started_at, now())
+FROM next
+WHERE t.id = next.id
+RETURNING t.id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s;
+
+-- name: complete_task
+UPDATE tasks.task
+SET status = 'done', result = %(result)s, error = NULL, lease_until = NULL, finished_at = now()
+WHERE id = %(task_id)s AND status = 'claimed' AND activity_id = %(activity_id)s
+  AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: fail_task_attempt
+-- Back to the queue, or failed for good after its last attempt.
+UPDATE tasks.task
+SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    error = %(error)s, lease_until = NULL,
+    finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+WHERE id = %(task_id)s AND status = 'claimed' AND activity_id = %(activity_id)s
+  AND attempts = %(attempt)s
+RETURNING id, status;
+
+-- name: insert_batches
+INSERT INTO tasks.batch (id, run_id, activity_id, task_id, attempt)
+SELECT b.id, %(run_id)s, %(activity_id)s, %(task_id)s, %(attempt)s
+FROM unnest(%(batch_ids)s::text[]) AS b(id)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: renew_leases
+-- The driving worker's heartbeat: its activities are alive and their claims stay its own.
+WITH seen AS (
+    UPDATE tasks.activity SET heartbeat_at = now()
+    WHERE id = ANY(%(activity_ids)s::text[])
+    RETURNING id
+)
+UPDATE tasks.task SET lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed';
+
+-- name: release_activity_claims
+-- An activity that stops gives its claimed tasks back. The attempt counts: a task that
+-- breaks every activity it runs on must end failed, not loop forever.
+UPDATE tasks.task
+SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    error = %(error)s, lease_until = NULL,
+    finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+WHERE activity_id = %(activity_id)s AND status = 'claimed'
+RETURNING id, status;
+
+-- name: requeue_expired_claims
+-- Claims whose worker stopped renewing them (it died): back to the queue. Dying with a task
+-- counts as an attempt, so a task that kills its worker every time ends failed.
+UPDATE tasks.task
+SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    error = 'claim expired: the worker driving activity ' || coalesce(activity_id, '?')
+            || ' stopped renewing it',
+    lease_until = NULL,
+    finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+WHERE run_id = %(run_id)s AND status = 'claimed' AND lease_until < now()
+RETURNING id, status, activity_id;
+
+-- name: done_count
+SELECT count(*) AS done FROM tasks.task WHERE run_id = %(run_id)s AND status = 'done';
+
+-- name: activity_done_count
+SELECT count(*) AS done FROM tasks.task WHERE activity_id = %(activity_id)s AND status = 'done';

@@ -1,0 +1,239 @@
+"""The task table's life cycle: feed, claim, finish, and give back.
+
+Exactly-once results: a claim is (task, activity, attempt); the result is stored in the
+transaction that ends the claim, and only if the claim is still the current one, so a late
+or duplicate completion is discarded rather than counted twice.
+
+All functions expect connections that return dict rows (see ``db.connect``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from golem_tasks.db.queries import queries
+
+logger = logging.getLogger(__name__)
+
+#: A claim lives this long without renewal; workers renew it every few seconds.
+DEFAULT_LEASE_S = 30.0
+
+
+@dataclass(frozen=True)
+class NewTask:
+    key: str
+    position: int
+    data: Any
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: str
+    activity_id: str
+    task_id: int
+    key: str
+    data: Any
+    attempt: int
+    max_attempts: int
+    timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    pending: int = 0
+    claimed: int = 0
+    done: int = 0
+    failed: int = 0
+    total: int = 0
+
+    @property
+    def open(self) -> int:
+        """Tasks that still need work."""
+        return self.pending + self.claimed
+
+
+def task_key(data: Any, position: int) -> str:
+    """A task's own ``id`` when it has one, else its position in ``get_tasks``."""
+    if isinstance(data, dict) and "id" in data:
+        return str(data["id"])
+    return str(position)
+
+
+def check_json(data: Any, what: str) -> Any:
+    """Refuse values PostgreSQL's jsonb would not store as the app gave them."""
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+    return data
+
+
+async def feed(
+    conn: psycopg.AsyncConnection,
+    run_id: str,
+    tasks: Sequence[NewTask],
+    *,
+    max_attempts: int,
+    timeout_s: float | None,
+) -> int:
+    """Insert tasks not yet known by key; return how many were new."""
+    if not tasks:
+        return 0
+    cur = await conn.execute(
+        queries.insert_tasks,
+        {
+            "run_id": run_id,
+            "keys": [t.key for t in tasks],
+            "positions": [t.position for t in tasks],
+            "datas": [Jsonb(t.data) for t in tasks],
+            "max_attempts": max_attempts,
+            "timeout_s": timeout_s,
+        },
+    )
+    return cur.rowcount
+
+
+async def max_position(conn: psycopg.AsyncConnection, run_id: str) -> int:
+    row = await (await conn.execute(queries.max_position, {"run_id": run_id})).fetchone()
+    return int(row["position"])
+
+
+async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
+    row = await (await conn.execute(queries.task_counts, {"run_id": run_id})).fetchone()
+    return TaskCounts(**{k: int(v) for k, v in row.items()})
+
+
+async def claim(
+    conn: psycopg.AsyncConnection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
+) -> Claim | None:
+    """Take the next pending task for ``activity_id``; ``None`` when there is none."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            queries.claim_task,
+            {"run_id": run_id, "activity_id": activity_id, "lease_s": lease_s},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return Claim(
+        run_id=run_id,
+        activity_id=activity_id,
+        task_id=row["id"],
+        key=row["key"],
+        data=row["data"],
+        attempt=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout_s=row["timeout_s"],
+    )
+
+
+async def _store_batches(
+    conn: psycopg.AsyncConnection, claim: Claim, batch_ids: Sequence[str]
+) -> None:
+    if batch_ids:
+        await conn.execute(
+            queries.insert_batches,
+            {
+                "run_id": claim.run_id,
+                "activity_id": claim.activity_id,
+                "task_id": claim.task_id,
+                "attempt": claim.attempt,
+                "batch_ids": list(batch_ids),
+            },
+        )
+
+
+async def complete(
+    conn: psycopg.AsyncConnection, claim: Claim, result: Any, batch_ids: Sequence[str] = ()
+) -> bool:
+    """Store the result and end the claim; ``False`` (nothing stored) for a stale claim."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            queries.complete_task,
+            {
+                "task_id": claim.task_id,
+                "activity_id": claim.activity_id,
+                "attempt": claim.attempt,
+                "result": Jsonb(result),
+            },
+        )
+        if cur.rowcount != 1:
+            logger.warning(
+                "discarding late result of task %s (attempt %s on %s): the claim has moved on",
+                claim.key,
+                claim.attempt,
+                claim.activity_id,
+            )
+            return False
+        await _store_batches(conn, claim, batch_ids)
+    return True
+
+
+async def fail(
+    conn: psycopg.AsyncConnection, claim: Claim, error: str, batch_ids: Sequence[str] = ()
+) -> str | None:
+    """Record a failed attempt; return the task's new status (``None`` for a stale claim)."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            queries.fail_task_attempt,
+            {
+                "task_id": claim.task_id,
+                "activity_id": claim.activity_id,
+                "attempt": claim.attempt,
+                "error": error,
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await _store_batches(conn, claim, batch_ids)
+        await conn.execute(
+            queries.record_error,
+            {
+                "run_id": claim.run_id,
+                "source": "worker",
+                "kind": "task",
+                "message": f"task {claim.key} attempt {claim.attempt}: {error}",
+                "agreement_id": None,
+                "activity_id": claim.activity_id,
+                "task_id": claim.task_id,
+            },
+        )
+    return str(row["status"])
+
+
+async def renew_leases(
+    conn: psycopg.AsyncConnection, activity_ids: Sequence[str], lease_s: float = DEFAULT_LEASE_S
+) -> None:
+    if activity_ids:
+        await conn.execute(
+            queries.renew_leases, {"activity_ids": list(activity_ids), "lease_s": lease_s}
+        )
+
+
+async def release_activity(
+    conn: psycopg.AsyncConnection, activity_id: str, error: str
+) -> list[tuple[int, str]]:
+    """Give back every task the activity still holds."""
+    cur = await conn.execute(
+        queries.release_activity_claims, {"activity_id": activity_id, "error": error}
+    )
+    return [(row["id"], row["status"]) for row in await cur.fetchall()]
+
+
+async def requeue_expired(conn: psycopg.AsyncConnection, run_id: str) -> list[tuple[int, str]]:
+    """Free claims whose worker stopped renewing them."""
+    cur = await conn.execute(queries.requeue_expired_claims, {"run_id": run_id})
+    return [(row["id"], row["status"]) for row in await cur.fetchall()]
+
+
+async def done_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
+    row = await (await conn.execute(queries.done_count, {"run_id": run_id})).fetchone()
+    return int(row["done"])
