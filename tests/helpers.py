@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from golem_tasks.db.connect import connection
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,3 +36,25 @@ def run_cli(
         cwd=ROOT,
         check=False,
     )
+
+
+async def make_run(dsn: str, run_id: str = "r1", activities: int = 2) -> list[str]:
+    """A run row with ``activities`` agreements and activities (act0, act1, ...)."""
+    async with connection(dsn, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO tasks.run (id, app, workers, budget_per_hour, subnet, payment_platform)"
+            " VALUES (%s, 'app', 1, 1, 'public', 'erc20-holesky-tglm')",
+            (run_id,),
+        )
+        ids = []
+        for n in range(activities):
+            await conn.execute(
+                "INSERT INTO tasks.agreement (id, run_id, provider_id) VALUES (%s, %s, 'p')",
+                (f"ag{n}", run_id),
+            )
+            await conn.execute(
+                "INSERT INTO tasks.activity (id, run_id, agreement_id) VALUES (%s, %s, %s)",
+                (f"act{n}", run_id, f"ag{n}"),
+            )
+            ids.append(f"act{n}")
+    return ids

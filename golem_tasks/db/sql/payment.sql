@@ -1,0 +1,71 @@
+-- Money: allocations, debit notes, invoices and the hourly spend they add up to.
+-- Every decision runs under a per-run transaction lock, so two notes can never both pass
+-- a budget check that only one of them fits.
+
+-- name: spend_lock
+SELECT pg_advisory_xact_lock(hashtext('golem-tasks spend'), hashtext(%(run_id)s));
+
+-- name: insert_allocation
+INSERT INTO tasks.allocation (id, run_id, amount, platform, address, period_start)
+VALUES (%(id)s, %(run_id)s, %(amount)s, %(platform)s, %(address)s, %(period_start)s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: current_allocation
+-- The allocation of the hour that contains %(now)s, if it was made.
+SELECT * FROM tasks.allocation
+WHERE run_id = %(run_id)s AND released_at IS NULL
+  AND period_start <= %(now)s AND %(now)s < period_start + interval '1 hour'
+ORDER BY period_start DESC LIMIT 1;
+
+-- name: unreleased_allocations
+SELECT * FROM tasks.allocation WHERE run_id = %(run_id)s AND released_at IS NULL
+ORDER BY period_start;
+
+-- name: mark_allocation_released
+UPDATE tasks.allocation SET released_at = now() WHERE id = %(id)s;
+
+-- name: get_debit_note
+SELECT * FROM tasks.debit_note WHERE id = %(id)s;
+
+-- name: get_invoice
+SELECT * FROM tasks.invoice WHERE id = %(id)s;
+
+-- name: last_accepted_note_total
+SELECT coalesce(max(total_amount_due), 0) AS total
+FROM tasks.debit_note WHERE activity_id = %(activity_id)s AND status = 'accepted';
+
+-- name: agreement_accepted_notes_total
+-- What the accepted debit notes of all the agreement's activities already cover.
+SELECT coalesce(sum(per_activity.total), 0) AS total
+FROM (SELECT max(total_amount_due) AS total FROM tasks.debit_note
+      WHERE agreement_id = %(agreement_id)s AND status = 'accepted'
+      GROUP BY activity_id) AS per_activity;
+
+-- name: spent_since
+-- Accepted spend of the run after %(since)s: the budget's sliding hour.
+SELECT coalesce(sum(increment), 0) AS spent FROM (
+    SELECT increment FROM tasks.debit_note
+    WHERE run_id = %(run_id)s AND status = 'accepted' AND decided_at > %(since)s
+    UNION ALL
+    SELECT increment FROM tasks.invoice
+    WHERE run_id = %(run_id)s AND status = 'accepted' AND decided_at > %(since)s
+) AS accepted;
+
+-- name: insert_debit_note
+INSERT INTO tasks.debit_note (id, run_id, agreement_id, activity_id, total_amount_due,
+                              increment, status, reason, allocation_id, received_at, decided_at)
+VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(activity_id)s, %(total_amount_due)s,
+        %(increment)s, %(status)s, %(reason)s, %(allocation_id)s, %(now)s, %(now)s);
+
+-- name: insert_invoice
+INSERT INTO tasks.invoice (id, run_id, agreement_id, amount, increment, status, reason,
+                           allocation_id, received_at, decided_at)
+VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(amount)s, %(increment)s, %(status)s,
+        %(reason)s, %(allocation_id)s, %(now)s, %(now)s);
+
+-- name: activity_cost
+-- What an activity has cost so far (its last accepted note) and what it produced.
+SELECT (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note
+        WHERE activity_id = %(activity_id)s AND status = 'accepted') AS cost,
+       (SELECT count(*) FROM tasks.task
+        WHERE activity_id = %(activity_id)s AND status = 'done') AS results;

@@ -1,0 +1,109 @@
+"""The hourly budget rule against real PostgreSQL: increments, the sliding hour, races."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from golem_tasks import ledger
+from golem_tasks.db.connect import connect, connection
+from tests.helpers import make_run
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+async def add_allocation(dsn: str, period_start: datetime, alloc_id: str = "alloc-1") -> None:
+    async with connection(dsn, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO tasks.allocation (id, run_id, amount, platform, period_start)"
+            " VALUES (%s, 'r1', 1, 'erc20-holesky-tglm', %s)",
+            (alloc_id, period_start),
+        )
+
+
+async def note(conn, note_id: str, activity: str, total: str, now: datetime, budget: str = "1"):
+    agreement = {"act0": "ag0", "act1": "ag1"}[activity]
+    return await ledger.decide_debit_note(
+        conn,
+        run_id="r1",
+        note_id=note_id,
+        agreement_id=agreement,
+        activity_id=activity,
+        total_amount_due=Decimal(total),
+        budget=Decimal(budget),
+        now=now,
+    )
+
+
+async def test_notes_add_only_their_increase(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        first = await note(conn, "dn1", "act0", "0.2", T0 + timedelta(minutes=1))
+        second = await note(conn, "dn2", "act0", "0.5", T0 + timedelta(minutes=2))
+        other = await note(conn, "dn3", "act1", "0.3", T0 + timedelta(minutes=3))
+        assert (first.accepted, first.increment) == (True, Decimal("0.2"))
+        assert (second.accepted, second.increment) == (True, Decimal("0.3"))
+        assert (other.accepted, other.increment) == (True, Decimal("0.3"))
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal("0.8")
+        # Redelivered note: the stored decision, nothing added twice.
+        again = await note(conn, "dn2", "act0", "0.5", T0 + timedelta(minutes=5))
+        assert again.known and again.accepted
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=5)) == Decimal("0.8")
+
+
+async def test_note_that_would_pass_the_budget_is_refused(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        assert (await note(conn, "dn1", "act0", "0.9", T0 + timedelta(minutes=1))).accepted
+        refused = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=2))
+        assert not refused.accepted
+        assert "budget exceeded" in refused.reason
+        row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
+        assert row["status"] == "refused" and row["increment"] == Decimal("0.2")
+        # The same amount fits once the first note has left the sliding hour.
+        await add_allocation(installed_dsn, T0 + timedelta(hours=1), "alloc-2")
+        later = await note(conn, "dn3", "act1", "0.2", T0 + timedelta(minutes=62))
+        assert later.accepted and later.allocation_id == "alloc-2"
+
+
+async def test_invoice_adds_what_notes_did_not_cover(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        await note(conn, "dn1", "act0", "0.4", T0 + timedelta(minutes=1))
+        decision = await ledger.decide_invoice(
+            conn,
+            run_id="r1",
+            invoice_id="inv1",
+            agreement_id="ag0",
+            amount=Decimal("0.45"),
+            budget=Decimal("1"),
+            now=T0 + timedelta(minutes=2),
+        )
+        assert decision.accepted and decision.increment == Decimal("0.05")
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=3)) == Decimal(
+            "0.45"
+        )
+
+
+async def test_no_allocation_means_no_acceptance(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        decision = await note(conn, "dn1", "act0", "0.1", T0)
+    assert not decision.accepted and "allocation" in decision.reason
+
+
+async def test_racing_notes_never_pass_the_budget_together(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+
+    async def one(note_id: str, activity: str) -> ledger.Decision:
+        conn = await connect(installed_dsn, autocommit=True)
+        async with conn:
+            return await note(conn, note_id, activity, "0.6", T0 + timedelta(minutes=1))
+
+    decisions = await asyncio.gather(one("dnA", "act0"), one("dnB", "act1"))
+    assert sorted(d.accepted for d in decisions) == [False, True]
