@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -125,9 +126,9 @@ class Value:
 
 @dataclass(frozen=True)
 class Node:
-    """Base of the constraint syntax tree."""
+    """Base of the constraint syntax tree; ``position`` is where the clause's '(' is."""
 
-    position: int
+    position: int = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -461,12 +462,12 @@ def _parse_version(text: str) -> tuple[Any, ...] | None:
 
 
 _ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "=": lambda a, b: a == b,
-    "<>": lambda a, b: a != b,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "=": operator.eq,
+    "<>": operator.ne,
 }
 
 
@@ -578,13 +579,19 @@ def _compile_compare(node: Compare) -> Evaluator:
         scalar_eq = _scalar_equals(value)
         list_eq = _list_equals(value)
         negate = op == "<>"
+        # Strings and numbers are by far the most common: test them inline, without a call.
+        str_match = _wildcard_matcher(value.wildcard_parts) if value.wildcard_parts else None
 
         def evaluate_eq(props: Mapping[str, Any]) -> Tri:
             prop = props.get(key)
             if prop is None:
                 return None
             t = type(prop)
-            if t is list or t is tuple:
+            if t is str:
+                result = prop == text if str_match is None else str_match(prop)
+            elif t is float or t is int:
+                result = number is not None and prop == number
+            elif t is list or t is tuple:
                 result = list_eq(prop)
             elif t is dict:
                 return None
@@ -656,6 +663,17 @@ def _compile_typed_compare(key: str, op: str, value: Value, implied: str) -> Eva
     return evaluate
 
 
+def _flattened(node: And | Or, kind: type[And] | type[Or]) -> list[Node]:
+    """Operands of nested groups of the same kind, inlined: both are associative."""
+    out: list[Node] = []
+    for operand in node.operands:
+        if isinstance(operand, kind):
+            out.extend(_flattened(operand, kind))
+        else:
+            out.append(operand)
+    return out
+
+
 def _compile(node: Node) -> Evaluator:
     if isinstance(node, Const):
         constant = node.value
@@ -681,7 +699,7 @@ def _compile(node: Node) -> Evaluator:
 
         return evaluate_not
     if isinstance(node, And):
-        operands = tuple(_compile(o) for o in node.operands)
+        operands = tuple(_compile(o) for o in _flattened(node, And))
         if len(operands) == 1:
             return operands[0]
 
@@ -697,7 +715,7 @@ def _compile(node: Node) -> Evaluator:
 
         return evaluate_and
     if isinstance(node, Or):
-        operands = tuple(_compile(o) for o in node.operands)
+        operands = tuple(_compile(o) for o in _flattened(node, Or))
         if len(operands) == 1:
             return operands[0]
 
