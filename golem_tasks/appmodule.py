@@ -185,3 +185,21 @@ def load_app(spec: str, *, require_execute_task: bool = True) -> App:
         ),
         max_attempts=_number(label, module, "MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, integer=True),
     )
+
+
+class CallableTasks:
+    """Tasks given as callables (the original style): they stay in this process."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+    def add(self, run_id: str, key: str, func: Callable[[Any], Any]) -> None:
+        self._by_key[(run_id, key)] = func
+
+    def get(self, run_id: str, key: str) -> Callable[[Any], Any] | None:
+        return self._by_key.get((run_id, key))
+
+
+def describe_callable(func: Callable[..., Any]) -> dict[str, str]:
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return {"callable": f"{getattr(func, '__module__', '?')}.{name}"}

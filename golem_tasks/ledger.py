@@ -162,6 +162,7 @@ async def spent_last_hour(conn: psycopg.AsyncConnection, run_id: str, now: datet
 class ActivityCost:
     cost: Decimal
     results: int
+    age_s: float
 
     @property
     def per_result(self) -> Decimal | None:
@@ -171,4 +172,4 @@ class ActivityCost:
 
 async def activity_cost(conn: psycopg.AsyncConnection, activity_id: str) -> ActivityCost:
     row = await (await conn.execute(queries.activity_cost, {"activity_id": activity_id})).fetchone()
-    return ActivityCost(Decimal(row["cost"]), int(row["results"]))
+    return ActivityCost(Decimal(row["cost"]), int(row["results"]), float(row["age_s"] or 0))

@@ -219,11 +219,12 @@ async def renew_leases(
 
 
 async def release_activity(
-    conn: psycopg.AsyncConnection, activity_id: str, error: str
+    conn: psycopg.AsyncConnection, activity_id: str, error: str, *, count_attempt: bool = True
 ) -> list[tuple[int, str]]:
-    """Give back every task the activity still holds."""
+    """Give back every task the activity still holds (see the query for ``count_attempt``)."""
     cur = await conn.execute(
-        queries.release_activity_claims, {"activity_id": activity_id, "error": error}
+        queries.release_activity_claims,
+        {"activity_id": activity_id, "error": error, "count_attempt": count_attempt},
     )
     return [(row["id"], row["status"]) for row in await cur.fetchall()]
 

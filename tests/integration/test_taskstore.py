@@ -112,8 +112,15 @@ async def test_release_activity_gives_claims_back(installed_dsn: str) -> None:
             await taskstore.claim(conn, "r1", a)
         released = await taskstore.release_activity(conn, a, "provider gone")
         counts = await taskstore.counts(conn, "r1")
-    assert [status for _, status in released] == ["pending", "pending"]
-    assert counts.pending == 3
+        assert [status for _, status in released] == ["pending", "pending"]
+        assert counts.pending == 3
+        # Stopped on purpose: the attempt is given back.
+        claim = await taskstore.claim(conn, "r1", a)
+        await taskstore.release_activity(conn, a, "budget", count_attempt=False)
+        row = await (
+            await conn.execute("SELECT attempts FROM tasks.task WHERE id = %s", (claim.task_id,))
+        ).fetchone()
+    assert row["attempts"] == claim.attempt - 1
 
 
 async def test_claimed_row_needs_an_activity(installed_dsn: str) -> None:

@@ -64,8 +64,11 @@ VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(amount)s, %(increment)s, %(statu
         %(reason)s, %(allocation_id)s, %(now)s, %(now)s);
 
 -- name: activity_cost
--- What an activity has cost so far (its last accepted note) and what it produced.
+-- What an activity has cost so far (its last accepted note), what it produced, and how
+-- long it has been working.
 SELECT (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note
         WHERE activity_id = %(activity_id)s AND status = 'accepted') AS cost,
        (SELECT count(*) FROM tasks.task
-        WHERE activity_id = %(activity_id)s AND status = 'done') AS results;
+        WHERE activity_id = %(activity_id)s AND status = 'done') AS results,
+       (SELECT extract(epoch FROM now() - coalesce(ready_at, created_at))
+        FROM tasks.activity WHERE id = %(activity_id)s) AS age_s;

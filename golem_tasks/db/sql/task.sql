@@ -71,12 +71,15 @@ UPDATE tasks.task SET lease_until = now() + make_interval(secs => %(lease_s)s)
 WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed';
 
 -- name: release_activity_claims
--- An activity that stops gives its claimed tasks back. The attempt counts: a task that
--- breaks every activity it runs on must end failed, not loop forever.
+-- An activity that stops gives its claimed tasks back. When the activity broke (provider
+-- gone) the attempt counts, so a task that breaks every activity it runs on ends failed;
+-- when it was stopped on purpose (cost, budget, shutdown) the attempt is given back.
 UPDATE tasks.task
-SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+SET status = CASE WHEN %(count_attempt)s AND attempts >= max_attempts THEN 'failed'
+                  ELSE 'pending' END,
+    attempts = CASE WHEN %(count_attempt)s THEN attempts ELSE greatest(attempts - 1, 0) END,
     error = %(error)s, lease_until = NULL,
-    finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+    finished_at = CASE WHEN %(count_attempt)s AND attempts >= max_attempts THEN now() END
 WHERE activity_id = %(activity_id)s AND status = 'claimed'
 RETURNING id, status;
 

@@ -1,0 +1,87 @@
+"""The procrastinate queue that carries "drive this activity" jobs from supervisor to workers.
+
+procrastinate's tables live in their own PostgreSQL schema (see ``db.migrate``); its
+connections reach them through ``search_path``. The supervisor defers jobs by name, so it
+does not import the worker code that runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+import psycopg.conninfo
+from procrastinate.jobs import Status
+
+from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+#: The job that drives one activity on one agreement.
+DRIVE_JOB = "golem_tasks.drive_activity"
+#: The queue shared by every run whose tasks any worker can run.
+DEFAULT_QUEUE = "golem-tasks"
+#: Jobs whose worker has not sent a heartbeat for this long are stalled (worker died).
+STALLED_AFTER_S = 10.0
+WORKER_HEARTBEAT_S = 2.0
+
+LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
+
+
+def local_queue(run_id: str) -> str:
+    """The queue of a run whose tasks only its own `golem-tasks run` process can execute."""
+    return f"golem-tasks-local-{run_id}"
+
+
+def _with_search_path(dsn: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    options = str(params.get("options") or "")
+    params["options"] = f"{options} -c search_path={PROCRASTINATE_SCHEMA}".strip()
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
+def make_app(dsn: str, *, max_pool_size: int = 10) -> procrastinate.App:
+    """A procrastinate App on ``dsn`` (not opened)."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=_with_search_path(dsn), min_size=1, max_size=max_pool_size
+    )
+    return procrastinate.App(connector=connector)
+
+
+async def defer_drive(
+    app: procrastinate.App, *, queue: str, run_id: str, agreement_id: str
+) -> int | None:
+    """Ask for one job to drive the agreement's activity; at most one runs at a time.
+
+    Returns the job id, or ``None`` when a job for this agreement is already queued.
+    """
+    deferrer = app.configure_task(
+        DRIVE_JOB,
+        queue=queue,
+        lock=f"agreement:{agreement_id}",
+        queueing_lock=f"agreement:{agreement_id}",
+    )
+    try:
+        return await deferrer.defer_async(run_id=run_id, agreement_id=agreement_id)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None
+
+
+async def job_status(app: procrastinate.App, job_id: int) -> Status:
+    return await app.job_manager.get_job_status_async(job_id)
+
+
+async def retry_stalled(app: procrastinate.App, queue: str) -> list[int]:
+    """Put back jobs whose worker died, so that another worker picks them up."""
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=queue, task_name=DRIVE_JOB, seconds_since_heartbeat=STALLED_AFTER_S
+    )
+    retried = []
+    for job in stalled:
+        assert job.id is not None
+        logger.warning("job %s stalled (its worker stopped); retrying it", job.id)
+        await app.job_manager.retry_job(job)
+        retried.append(job.id)
+    if retried:
+        await app.job_manager.prune_stalled_workers(STALLED_AFTER_S)
+    return retried

@@ -1,0 +1,44 @@
+"""Retrying yagna calls that fail for passing reasons (5xx, timeouts, dropped connections).
+
+golem-core retries only 408/504 and only on some calls; a daemon under load (or the
+devnet's fault injection) also answers 5xx, which must not end a long run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 429)
+    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError))
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    attempts: int = 5,
+    delay_s: float = 0.5,
+) -> T:
+    """Await ``call()``, again after transient failures, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            logger.debug("%s failed (%s), retrying (%d/%d)", what, exc, attempt, attempts)
+            await asyncio.sleep(delay_s * attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,300 @@
+"""The market: a demand kept alive, offers scored, negotiations that end in agreements.
+
+Offers are scored by linear price (cheaper is better) and refused over the price limits.
+Each agreement is written to the database before it is confirmed, so a supervisor that
+dies mid-negotiation finds it on restart and settles it with yagna.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from golem.node import GolemNode
+from golem.payload import Payload, defaults
+from golem.resources import Demand, DemandBuilder, Proposal
+from golem.resources.proposal.exceptions import ProposalRejected
+from psycopg_pool import AsyncConnectionPool
+
+from golem_tasks import images, pricing
+from golem_tasks.clock import Clock
+from golem_tasks.db import access
+from golem_tasks.pricing import PriceLimits
+from golem_tasks.retry import retrying
+from golem_tasks.supervisor.allocations import Allocations
+
+logger = logging.getLogger(__name__)
+
+NEGOTIATION_TIMEOUT_S = 20.0
+#: Debit notes must be accepted within this many seconds (providers stop waiting after).
+DEBIT_NOTE_ACCEPT_TIMEOUT_S = 240
+#: Without offers, a fresh demand is published at most this often to meet providers again.
+RESUBSCRIBE_EVERY_S = 30.0
+MAX_PARALLEL_NEGOTIATIONS = 10
+
+
+@dataclass
+class Offer:
+    proposal: Proposal
+    provider_id: str
+    provider_name: str | None
+    price: pricing.LinearPrice
+    seen_at: datetime
+
+    @property
+    def score(self) -> Decimal:
+        return self.price.score()
+
+
+class Market:
+    def __init__(
+        self,
+        node: GolemNode,
+        pool: AsyncConnectionPool,
+        *,
+        run_id: str,
+        payload: Payload,
+        subnet: str,
+        allocations: Allocations,
+        limits: PriceLimits,
+        demand_ttl_s: float,
+        clock: Clock,
+        on_agreement: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.node = node
+        self.pool = pool
+        self.run_id = run_id
+        self.payload = payload
+        self.subnet = subnet
+        self.allocations = allocations
+        self.limits = limits
+        self.demand_ttl = timedelta(seconds=demand_ttl_s)
+        self.clock = clock
+        self.on_agreement = on_agreement
+        self.offers: dict[str, Offer] = {}
+        self.negotiating: set[str] = set()
+        self._demand: Demand | None = None
+        self._demand_expires: datetime | None = None
+        self._builder: DemandBuilder | None = None
+        self._collector: asyncio.Task[None] | None = None
+        self._last_subscribe: datetime | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- demand -------------------------------------------------------------------------
+
+    async def _build(self, expiration: datetime) -> DemandBuilder:
+        await images.resolve_payload(self.payload)
+        builder = DemandBuilder()
+        await builder.add(defaults.ActivityInfo(expiration=expiration, multi_activity=True))
+        await builder.add(defaults.NodeInfo(subnet_tag=self.subnet))
+        await builder.add(self.payload)
+        allocation = await self.allocations.current()
+        await builder.add(await retrying(allocation.get_demand_spec, what="demand decorations"))
+        builder.add_properties(
+            {"golem.com.payment.debit-notes.accept-timeout?": DEBIT_NOTE_ACCEPT_TIMEOUT_S}
+        )
+        return builder
+
+    async def subscribe(self) -> None:
+        """Publish a new demand, then withdraw the previous one."""
+        now = self.clock.now()
+        expires = now + self.demand_ttl
+        builder = await self._build(expires)
+        demand = await retrying(lambda: builder.create_demand(self.node), what="subscribe demand")
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn,
+                "insert_demand",
+                id=demand.id,
+                run_id=self.run_id,
+                properties=builder.properties.serialize(),
+                constraints=builder.constraints.serialize(),
+                expires_at=expires,
+            )
+        old = self._demand
+        self._demand, self._demand_expires, self._builder = demand, expires, builder
+        self._last_subscribe = now
+        if self._collector is not None:
+            self._collector.cancel()
+        demand.start_collecting_events()
+        self._collector = asyncio.create_task(self._collect(demand))
+        logger.info("demand %s published (expires %s)", demand.id, expires.isoformat())
+        if old is not None:
+            await self._unsubscribe(old)
+
+    async def _unsubscribe(self, demand: Demand) -> None:
+        with contextlib.suppress(Exception):
+            await demand.unsubscribe()
+        async with self.pool.connection() as conn:
+            await access.execute(conn, "mark_demand_unsubscribed", id=demand.id)
+
+    async def close(self) -> None:
+        """Withdraw the demand and stop negotiating."""
+        for task in [*self._tasks, *([self._collector] if self._collector else [])]:
+            task.cancel()
+        if self._demand is not None:
+            await self._unsubscribe(self._demand)
+            self._demand = None
+        async with self.pool.connection() as conn:
+            for row in await access.all_rows(conn, "subscribed_demands", run_id=self.run_id):
+                with contextlib.suppress(Exception):
+                    await self.node.demand(row["id"]).unsubscribe()
+                await access.execute(conn, "mark_demand_unsubscribed", id=row["id"])
+
+    async def _collect(self, demand: Demand) -> None:
+        async for proposal in demand.initial_proposals():
+            try:
+                await self._consider(proposal)
+            except Exception:
+                logger.exception("could not consider proposal %s", proposal.id)
+
+    def _collector_died(self) -> bool:
+        """golem-core's offer collector ends silently on a server error (see its docs)."""
+        demand = self._demand
+        task = getattr(demand, "_event_collecting_task", None) if demand else None
+        return task is not None and task.done()
+
+    # -- offers -------------------------------------------------------------------------
+
+    async def _consider(self, proposal: Proposal) -> None:
+        data = proposal.data
+        properties = dict(data.properties)
+        provider_id = data.issuer_id
+        name = properties.get("golem.node.id.name")
+        decision, reason, price = None, None, None
+        try:
+            price = pricing.linear_price(properties)
+            reason = self.limits.violation(price)
+        except ValueError as exc:
+            reason = f"unusable pricing: {exc}"
+        if reason is not None:
+            decision = "rejected"
+        await self._record_proposal(proposal, "provider", None, price, decision, reason)
+        if price is None or reason is not None:
+            logger.debug("offer from %s refused: %s", name or provider_id, reason)
+            return
+        self.offers[provider_id] = Offer(proposal, provider_id, name, price, self.clock.now())
+
+    async def _record_proposal(
+        self,
+        proposal: Proposal,
+        issuer: str,
+        parent_id: str | None,
+        price: pricing.LinearPrice | None,
+        decision: str | None,
+        reason: str | None,
+    ) -> None:
+        data = proposal.data
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn,
+                "insert_proposal",
+                id=proposal.id,
+                run_id=self.run_id,
+                demand_id=proposal.demand.id,
+                parent_id=parent_id,
+                issuer=issuer,
+                provider_id=data.issuer_id if issuer == "provider" else "",
+                provider_name=dict(data.properties).get("golem.node.id.name"),
+                properties=dict(data.properties),
+                constraints=data.constraints,
+                price_start=price.start if price else None,
+                price_cpu_sec=price.cpu_sec if price else None,
+                price_env_sec=price.env_sec if price else None,
+                score=price.score() if price else None,
+                decision=decision,
+                decision_reason=reason,
+            )
+
+    async def _decide(self, proposal_id: str, decision: str, reason: str | None) -> None:
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn, "set_proposal_decision", id=proposal_id, decision=decision, reason=reason
+            )
+
+    # -- agreements ---------------------------------------------------------------------
+
+    async def hire(self, count: int, avoid: set[str]) -> int:
+        """Start up to ``count`` negotiations with the cheapest offers; return how many."""
+        if self._demand is None or self._collector_died() or (
+            self._demand_expires and self.clock.now() >= self._demand_expires - self.demand_ttl / 10
+        ):
+            await self.subscribe()
+        room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
+        candidates = sorted(
+            (
+                offer
+                for pid, offer in self.offers.items()
+                if pid not in avoid and pid not in self.negotiating
+            ),
+            key=lambda offer: offer.score,
+        )[: max(room, 0)]
+        for offer in candidates:
+            del self.offers[offer.provider_id]
+            self.negotiating.add(offer.provider_id)
+            task = asyncio.create_task(self._negotiate(offer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if room > len(candidates) and self._last_subscribe is not None:
+            idle = (self.clock.now() - self._last_subscribe).total_seconds()
+            if idle > RESUBSCRIBE_EVERY_S and not self.offers:
+                await self.subscribe()  # meet providers whose offers we used up
+        return len(candidates)
+
+    async def _negotiate(self, offer: Offer) -> None:
+        name = offer.provider_name or offer.provider_id
+        assert self._builder is not None
+        try:
+            ours = await offer.proposal.respond(self._builder.properties, self._builder.constraints)
+            await self._decide(offer.proposal.id, "countered", None)
+            theirs = await asyncio.wait_for(_first_response(ours), NEGOTIATION_TIMEOUT_S)
+            await self._record_proposal(theirs, "provider", None, offer.price, None, None)
+            agreement = await theirs.create_agreement(autoclose=False)
+            async with self.pool.connection() as conn:
+                await access.execute(
+                    conn,
+                    "insert_agreement",
+                    id=agreement.id,
+                    run_id=self.run_id,
+                    proposal_id=theirs.id,
+                    provider_id=offer.provider_id,
+                    provider_name=offer.provider_name,
+                )
+            await agreement.confirm()
+            approved = await agreement.wait_for_approval()
+            async with self.pool.connection() as conn:
+                if not approved:
+                    await access.execute(
+                        conn, "reject_agreement", id=agreement.id, reason="provider rejected"
+                    )
+                    await self._decide(theirs.id, "rejected", "agreement rejected by provider")
+                    logger.info("%s rejected the agreement", name)
+                    return
+                await access.execute(conn, "approve_agreement", id=agreement.id)
+            await self._decide(theirs.id, "agreed", None)
+            logger.info("agreement %s with %s (score %s)", agreement.id, name, offer.score)
+            await self.on_agreement(agreement.id)
+        except ProposalRejected as exc:
+            await self._decide(offer.proposal.id, "rejected", f"provider: {exc}")
+            logger.info("%s rejected our proposal", name)
+        except asyncio.TimeoutError:
+            await self._decide(offer.proposal.id, "expired", "no answer from the provider")
+            logger.info("%s did not answer in %ss", name, NEGOTIATION_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("negotiation with %s failed: %s", name, exc)
+        finally:
+            self.negotiating.discard(offer.provider_id)
+
+
+async def _first_response(proposal: Proposal) -> Proposal:
+    async for response in proposal.responses():
+        return response
+    raise ProposalRejected(proposal.id, "negotiation ended without an answer")

@@ -1,0 +1,176 @@
+"""Debit notes and invoices: checked against the hourly budget, stored, then accepted.
+
+Documents are handled one at a time, in arrival order, so the budget rule sees every
+earlier decision. The decision is stored before yagna is told, and a restart reconciles:
+documents yagna still holds as received are decided (or re-accepted) again.
+The cost manager (``--max-price``) judges an activity on each of its accepted notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from golem.node import GolemNode
+from golem.resources import DebitNote, Invoice, NewDebitNote, NewInvoice
+from psycopg_pool import AsyncConnectionPool
+
+from golem_tasks import ledger
+from golem_tasks.clock import Clock
+from golem_tasks.db import access
+from golem_tasks.retry import retrying
+from golem_tasks.supervisor.allocations import Allocations
+
+logger = logging.getLogger(__name__)
+
+RECEIVED = "RECEIVED"
+
+
+class Payments:
+    def __init__(
+        self,
+        node: GolemNode,
+        pool: AsyncConnectionPool,
+        *,
+        run_id: str,
+        budget: Decimal,
+        allocations: Allocations,
+        clock: Clock,
+        on_budget_exceeded: Callable[[str], Awaitable[None]],
+        max_price: Decimal | None = None,
+        warmup_s: float = 300.0,
+    ) -> None:
+        self.node = node
+        self.pool = pool
+        self.run_id = run_id
+        self.budget = budget
+        self.allocations = allocations
+        self.clock = clock
+        self.on_budget_exceeded = on_budget_exceeded
+        self.max_price = max_price
+        self.warmup_s = warmup_s
+        self._queue: asyncio.Queue[DebitNote | Invoice] = asyncio.Queue()
+        self.invoice_seen = asyncio.Event()
+
+    async def start(self) -> None:
+        async def enqueue(event: Any) -> None:
+            self._queue.put_nowait(event.resource)
+
+        await self.node.event_bus.on(NewDebitNote, enqueue)
+        await self.node.event_bus.on(NewInvoice, enqueue)
+
+    async def run(self) -> None:
+        """Handle documents forever, one at a time."""
+        while True:
+            document = await self._queue.get()
+            try:
+                if isinstance(document, DebitNote):
+                    await self._debit_note(document)
+                else:
+                    await self._invoice(document)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("could not handle %s", document)
+
+    async def reconcile(self) -> None:
+        """Decide documents that arrived while no supervisor was listening."""
+        for note in await retrying(self.node.debit_notes, what="list debit notes"):
+            self._queue.put_nowait(note)
+        for invoice in await retrying(self.node.invoices, what="list invoices"):
+            self._queue.put_nowait(invoice)
+
+    async def _ours(self, agreement_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            row = await access.one(conn, "get_agreement", id=agreement_id)
+        return row is not None and row["run_id"] == self.run_id
+
+    async def _debit_note(self, note: DebitNote) -> None:
+        data = await retrying(lambda: note.get_data(force=True), what="get debit note")
+        if not await self._ours(data.agreement_id):
+            return
+        async with self.pool.connection() as conn:
+            decision = await ledger.decide_debit_note(
+                conn,
+                run_id=self.run_id,
+                note_id=note.id,
+                agreement_id=data.agreement_id,
+                activity_id=data.activity_id,
+                total_amount_due=Decimal(data.total_amount_due),
+                budget=self.budget,
+                now=self.clock.now(),
+            )
+        if decision.accepted:
+            if str(data.status).upper() == RECEIVED:
+                await self._accept(note, decision.allocation_id, Decimal(data.total_amount_due))
+            await self._judge_cost(data.activity_id)
+        elif not decision.known:
+            logger.warning("debit note %s refused: %s", note.id, decision.reason)
+            if decision.reason and decision.reason.startswith("budget"):
+                await self.on_budget_exceeded(decision.reason)
+
+    async def _invoice(self, invoice: Invoice) -> None:
+        data = await retrying(lambda: invoice.get_data(force=True), what="get invoice")
+        if not await self._ours(data.agreement_id):
+            return
+        async with self.pool.connection() as conn:
+            decision = await ledger.decide_invoice(
+                conn,
+                run_id=self.run_id,
+                invoice_id=invoice.id,
+                agreement_id=data.agreement_id,
+                amount=Decimal(data.amount),
+                budget=self.budget,
+                now=self.clock.now(),
+            )
+        if decision.accepted and str(data.status).upper() == RECEIVED:
+            await self._accept(invoice, decision.allocation_id, Decimal(data.amount))
+        elif not decision.accepted and not decision.known:
+            logger.warning("invoice %s refused: %s", invoice.id, decision.reason)
+            if decision.reason and decision.reason.startswith("budget"):
+                await self.on_budget_exceeded(decision.reason)
+        self.invoice_seen.set()
+
+    async def _accept(
+        self, document: DebitNote | Invoice, allocation_id: str | None, amount: Decimal
+    ) -> None:
+        assert allocation_id is not None
+        allocation = self.node.allocation(allocation_id)
+        await retrying(
+            lambda: document.accept(allocation, amount), what=f"accept {type(document).__name__}"
+        )
+        logger.debug("accepted %s %s for %s", type(document).__name__, document.id, amount)
+
+    async def _judge_cost(self, activity_id: str) -> None:
+        """The cost manager: stop an activity whose results cost more than ``max_price``."""
+        if self.max_price is None:
+            return
+        async with self.pool.connection() as conn:
+            cost = await ledger.activity_cost(conn, activity_id)
+            if cost.age_s < self.warmup_s:
+                return
+            per_result = cost.per_result
+            if per_result is not None and per_result <= self.max_price:
+                return
+            what = (
+                f"{per_result.normalize():f} per result"
+                if per_result is not None
+                else f"{cost.cost.normalize():f} spent and no result"
+            )
+            reason = f"cost: {what} is over --max-price {self.max_price.normalize():f}"
+            if await access.one(conn, "request_activity_stop", id=activity_id, reason=reason):
+                logger.info("stopping activity %s: %s", activity_id, reason)
+                await access.execute(
+                    conn,
+                    "record_error",
+                    run_id=self.run_id,
+                    source="supervisor",
+                    kind="cost",
+                    message=reason,
+                    agreement_id=None,
+                    activity_id=activity_id,
+                    task_id=None,
+                )

@@ -1,0 +1,487 @@
+"""The supervisor of one run: it owns the run's money and market, feeds its tasks and
+dispatches one worker job per agreement.
+
+Every decision is taken from the database, so a supervisor started again with the same run
+id after a crash carries on where the last one stopped: it reuses live agreements and
+their activities, re-dispatches jobs whose worker died and re-queues their tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from golem.node import GolemNode
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from golem_tasks import queue, taskstore
+from golem_tasks.appmodule import App, CallableTasks, load_app
+from golem_tasks.clock import Clock, SystemClock
+from golem_tasks.config import YagnaSettings, describe_dsn
+from golem_tasks.db import access
+from golem_tasks.db.connect import connect, connection_error, require_schema
+from golem_tasks.errors import UserError
+from golem_tasks.retry import retrying
+from golem_tasks.supervisor.allocations import Allocations
+from golem_tasks.supervisor.feeder import Feeder
+from golem_tasks.supervisor.market import Market
+from golem_tasks.supervisor.options import RunOptions, new_run_id
+from golem_tasks.supervisor.payments import Payments
+from golem_tasks.taskstore import TaskCounts
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0
+RESULTS_EVERY_S = 10.0
+#: A job for the same agreement that ends this often without progress gives the agreement up.
+MAX_JOB_RESTARTS = 3
+
+EXIT_OK, EXIT_FAILED_TASKS, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str  # finished, failed or stopped
+    reason: str | None
+    counts: TaskCounts
+    exit_code: int
+
+
+class Supervisor:
+    """One run's supervisor. ``await Supervisor(...).main()`` runs it to its end."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        dsn: str,
+        *,
+        yagna: YagnaSettings | None = None,
+        clock: Clock | None = None,
+        callables: CallableTasks | None = None,
+        app: App | None = None,
+    ) -> None:
+        self.options = options
+        self.dsn = dsn
+        self.run_id = options.run_id or new_run_id()
+        self.yagna = yagna or YagnaSettings.from_env(
+            subnet=options.subnet,
+            payment_network=options.payment_network,
+            payment_driver=options.payment_driver,
+        )
+        self.clock = clock or SystemClock()
+        self.callables = callables
+        self.app = app
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.resumed = False
+        self._stop = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._stop_status = "stopped"
+        self._stop_code = EXIT_INTERRUPTED
+        self._job_restarts: Counter[str] = Counter()
+        self.started = asyncio.Event()
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "interrupted by the user") -> None:
+        """Stop cleanly: activities ended, agreements terminated, invoices accepted."""
+        self._set_stop(reason, "stopped", EXIT_INTERRUPTED)
+
+    def _set_stop(self, reason: str, status: str, code: int) -> None:
+        if self._stop_reason is None:
+            self._stop_reason, self._stop_status, self._stop_code = reason, status, code
+            logger.warning("stopping run %s: %s", self.run_id, reason)
+        self._stop.set()
+
+    async def _budget_exceeded(self, reason: str) -> None:
+        await self._error("payment", "budget", reason)
+        self._set_stop(reason, "stopped", EXIT_BUDGET)
+
+    # -- main ---------------------------------------------------------------------------
+
+    async def main(self) -> RunOutcome:
+        app = self.app or load_app(
+            self.options.app, require_execute_task=not self.options.local_only
+        )
+        if not self.yagna.app_key:
+            raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+        pool = AsyncConnectionPool(
+            self.dsn,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            min_size=1,
+            max_size=8,
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=15)
+        except psycopg.OperationalError as exc:
+            raise connection_error(self.dsn, exc) from None
+        except psycopg.pool.PoolTimeout as exc:
+            raise connection_error(self.dsn, exc) from None
+        self.pool = pool
+        try:
+            async with pool.connection() as conn:
+                await require_schema(conn, self.dsn)
+            lock_conn = await connect(self.dsn, autocommit=True)
+            async with lock_conn:
+                row = await access.one(lock_conn, "supervisor_lock", run_id=self.run_id)
+                if not row or not row["locked"]:
+                    raise UserError(
+                        f"run {self.run_id} is already supervised by another process "
+                        f"(database {describe_dsn(self.dsn)})"
+                    )
+                await self._start_run(app)
+                return await self._supervise(app)
+        finally:
+            await pool.close()
+
+    async def _start_run(self, app: App) -> None:
+        options = self.options
+        queue_name = queue.local_queue(self.run_id) if options.local_only else queue.DEFAULT_QUEUE
+        params = {
+            "id": self.run_id,
+            "app": app.spec,
+            "workers": options.workers,
+            "budget_per_hour": options.budget.amount,
+            "max_price": options.max_price,
+            "subnet": self.yagna.subnet,
+            "payment_platform": self.yagna.payment_platform,
+            "settings": options.settings_json(),
+            "queue": queue_name,
+        }
+        async with self.pool.connection() as conn:
+            created = await access.one(conn, "create_run", **params)
+            if created is None:
+                self.resumed = True
+                await access.execute(conn, "resume_run", **params)
+                logger.info("resuming run %s", self.run_id)
+            else:
+                logger.info("new run %s", self.run_id)
+            self.run_row = await access.one(conn, "get_run", run_id=self.run_id)
+
+    async def _supervise(self, app: App) -> RunOutcome:
+        run = self.run_row
+        self.queue_name = run["queue"]
+        qapp = queue.make_app(self.dsn, max_pool_size=4)
+        node = GolemNode(
+            self.yagna.app_key,
+            api_url=self.yagna.api_url,
+            app_session_id=f"golem-tasks-{self.run_id}",
+        )
+        async with qapp.open_async(), node:
+            self.node, self.qapp = node, qapp
+            allocations = Allocations(
+                node,
+                self.pool,
+                run_id=self.run_id,
+                run_start=run["created_at"],
+                amount=self.options.budget.amount,
+                network=self.yagna.payment_network,
+                driver=self.yagna.payment_driver,
+                clock=self.clock,
+            )
+            payments = Payments(
+                node,
+                self.pool,
+                run_id=self.run_id,
+                budget=self.options.budget.amount,
+                allocations=allocations,
+                clock=self.clock,
+                on_budget_exceeded=self._budget_exceeded,
+                max_price=self.options.max_price,
+                warmup_s=self.options.warmup_s,
+            )
+            market = Market(
+                node,
+                self.pool,
+                run_id=self.run_id,
+                payload=app.payload,
+                subnet=self.yagna.subnet,
+                allocations=allocations,
+                limits=self.options.price_limits,
+                demand_ttl_s=self.options.demand_ttl_s,
+                clock=self.clock,
+                on_agreement=self._dispatch,
+            )
+            feeder = Feeder(
+                self.pool,
+                self.run_id,
+                app,
+                window=self.options.window(),
+                callables=self.callables,
+            )
+            await payments.start()
+            background = [
+                asyncio.create_task(payments.run(), name="payments"),
+                asyncio.create_task(self._guard(feeder.run(), "feeding tasks"), name="feeder"),
+            ]
+            try:
+                await retrying(allocations.current, what="create allocation")
+                await payments.reconcile()
+                self.started.set()
+                await self._loop(app, market)
+                return await self._shutdown(market, payments, allocations)
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+                await market.close()
+
+    async def _guard(self, work: Awaitable[None], what: str) -> None:
+        """A background duty that fails stops the run with the reason."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except UserError as exc:
+            self._set_stop(str(exc), "failed", EXIT_USER)
+        except Exception as exc:
+            logger.exception("%s failed", what)
+            self._set_stop(f"{what} failed: {exc}", "failed", EXIT_USER)
+
+    async def _loop(self, app: App, market: Market) -> None:
+        last_results = -RESULTS_EVERY_S
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            async with self.pool.connection() as conn:
+                await access.execute(
+                    conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name
+                )
+                for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
+                    logger.warning("task %s: claim expired, now %s", task_id, status)
+                counts = await taskstore.counts(conn, self.run_id)
+                run = await access.one(conn, "get_run", run_id=self.run_id)
+            await queue.retry_stalled(self.qapp, self.queue_name)
+            live = await self._reconcile_agreements()
+            if run["feed_done"] and counts.open == 0:
+                failed = counts.failed
+                reason = f"all {counts.total} tasks ended" + (
+                    f", {failed} failed" if failed else ""
+                )
+                self._set_stop(
+                    reason,
+                    "failed" if failed else "finished",
+                    EXIT_FAILED_TASKS if failed else EXIT_OK,
+                )
+                break
+            want = (
+                self.options.workers
+                if not run["feed_done"]
+                else min(self.options.workers, counts.open)
+            )
+            need = want - len(live) - len(market.negotiating)
+            if need > 0:
+                avoid = {row["provider_id"] for row in live} | await self._failed_providers()
+                await market.hire(need, avoid)
+            if loop.time() - last_results >= RESULTS_EVERY_S:
+                await self._record_results(app)
+                last_results = loop.time()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), TICK_S)
+
+    async def _failed_providers(self) -> set[str]:
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "failed_providers", run_id=self.run_id)
+        return {row["provider_id"] for row in rows}
+
+    async def _record_results(self, app: App) -> None:
+        try:
+            if app.results_cnt is not None:
+                count = int(await app.results_cnt(self.run_id))
+            else:
+                async with self.pool.connection() as conn:
+                    count = await taskstore.done_count(conn, self.run_id)
+        except Exception as exc:
+            logger.warning("results_cnt failed: %s", exc)
+            return
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn,
+                "record_results_cnt",
+                run_id=self.run_id,
+                at=self.clock.now(),
+                results_cnt=count,
+            )
+
+    # -- agreements and their jobs --------------------------------------------------------
+
+    async def _dispatch(self, agreement_id: str) -> None:
+        """Ask a worker to drive this agreement's activity."""
+        job_id = await queue.defer_drive(
+            self.qapp, queue=self.queue_name, run_id=self.run_id, agreement_id=agreement_id
+        )
+        if job_id is not None:
+            async with self.pool.connection() as conn:
+                await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
+
+    async def _reconcile_agreements(self) -> list[dict[str, Any]]:
+        """Terminate agreements whose activity ended; keep a job on every other one.
+
+        Returns the agreements that still hold a provider for this run.
+        """
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+        live = []
+        for row in rows:
+            if row["status"] == "pending":
+                if await self._settle_pending(row):
+                    live.append(row)
+                continue
+            ended = row["terminate_reason"] or row["activity_status"] in ("stopped", "failed")
+            if ended:
+                reason = row["terminate_reason"] or row["activity_stop_reason"] or "activity ended"
+                await self._terminate(row["id"], reason)
+                continue
+            if not await self._job_alive(row):
+                self._job_restarts[row["id"]] += 1
+                if self._job_restarts[row["id"]] > MAX_JOB_RESTARTS:
+                    await self._terminate(row["id"], "no worker could drive its activity")
+                    continue
+                await self._dispatch(row["id"])
+            live.append(row)
+        return live
+
+    async def _settle_pending(self, row: dict[str, Any]) -> bool:
+        """A pending agreement left by a crash: approved by now, or given up."""
+        age_s = (datetime.now(timezone.utc) - row["created_at"]).total_seconds()
+        if age_s < 120:
+            return True  # still being negotiated
+        try:
+            data = await self.node.agreement(row["id"]).get_data(force=True)
+            state = str(data.state)
+        except Exception as exc:
+            state = f"unknown ({exc})"
+        if state == "Approved":
+            async with self.pool.connection() as conn:
+                await access.execute(conn, "approve_agreement", id=row["id"])
+            return True
+        await self._terminate(row["id"], f"not approved (state {state})")
+        return False
+
+    async def _job_alive(self, row: dict[str, Any]) -> bool:
+        if row["job_id"] is None:
+            return False
+        status = await queue.job_status(self.qapp, row["job_id"])
+        return status in queue.LIVE_STATUSES
+
+    async def _terminate(self, agreement_id: str, reason: str) -> None:
+        try:
+            await retrying(
+                lambda: self.node.agreement(agreement_id).terminate(reason[:200]),
+                what="terminate agreement",
+            )
+        except Exception as exc:
+            logger.warning("terminating agreement %s: %s", agreement_id, exc)
+        async with self.pool.connection() as conn:
+            await access.execute(conn, "mark_agreement_terminated", id=agreement_id, reason=reason)
+        logger.info("agreement %s terminated: %s", agreement_id, reason)
+
+    async def _error(self, source: str, kind: str, message: str, **ids: Any) -> None:
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn,
+                "record_error",
+                run_id=self.run_id,
+                source=source,
+                kind=kind,
+                message=message,
+                agreement_id=ids.get("agreement_id"),
+                activity_id=ids.get("activity_id"),
+                task_id=ids.get("task_id"),
+            )
+
+    # -- the end ------------------------------------------------------------------------
+
+    async def _shutdown(
+        self, market: Market, payments: Payments, allocations: Allocations
+    ) -> RunOutcome:
+        reason = self._stop_reason or "stopped"
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn, "set_run_status", run_id=self.run_id, status="stopping", reason=reason
+            )
+            await access.execute(
+                conn, "request_run_activities_stop", run_id=self.run_id, reason=reason
+            )
+        await market.close()
+        await self._wait_for_activities(reason)
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+        for row in rows:
+            await self._terminate(row["id"], reason)
+        await self._wait_for_invoices(payments)
+        await allocations.release_all()
+        async with self.pool.connection() as conn:
+            counts = await taskstore.counts(conn, self.run_id)
+            await access.execute(
+                conn,
+                "set_run_status",
+                run_id=self.run_id,
+                status=self._stop_status,
+                reason=reason,
+            )
+        logger.info("run %s %s: %s", self.run_id, self._stop_status, reason)
+        return RunOutcome(self.run_id, self._stop_status, reason, counts, self._stop_code)
+
+    async def _wait_for_activities(self, reason: str) -> None:
+        """Give workers time to end their activities; end the rest from here."""
+        deadline = asyncio.get_running_loop().time() + self.options.stop_wait_s
+        while True:
+            async with self.pool.connection() as conn:
+                left = await access.all_rows(conn, "unfinished_activities", run_id=self.run_id)
+            if not left:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        for row in left:
+            logger.warning("activity %s did not stop in time; destroying it", row["id"])
+            with contextlib.suppress(Exception):
+                await self.node.activity(row["id"]).destroy()
+            async with self.pool.connection() as conn:
+                await taskstore.release_activity(
+                    conn, row["id"], f"stopped: {reason}", count_attempt=False
+                )
+                await access.execute(
+                    conn, "end_activity", id=row["id"], status="stopped", reason=reason
+                )
+
+    async def _wait_for_invoices(self, payments: Payments) -> None:
+        deadline = asyncio.get_running_loop().time() + self.options.invoice_wait_s
+        while True:
+            async with self.pool.connection() as conn:
+                missing = await access.all_rows(
+                    conn, "agreement_ids_without_invoice", run_id=self.run_id
+                )
+            if not missing:
+                return
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                logger.warning("%d agreements sent no invoice in time", len(missing))
+                return
+            payments.invoice_seen.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(payments.invoice_seen.wait(), min(remaining, 1.0))
+
+
+async def supervise(
+    options: RunOptions,
+    dsn: str,
+    *,
+    on_start: Callable[[Supervisor], None] | None = None,
+    **kwargs: Any,
+) -> RunOutcome:
+    supervisor = Supervisor(options, dsn, **kwargs)
+    if on_start is not None:
+        on_start(supervisor)
+    return await supervisor.main()

@@ -1,0 +1,1 @@
+"""procrastinate workers: each job drives one activity for a run's supervisor."""

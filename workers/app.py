@@ -1,0 +1,79 @@
+"""The procrastinate app of the workers and how a worker process runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import procrastinate
+from procrastinate.worker import Worker
+
+from golem_tasks import queue
+from workers.context import WorkerContext
+from workers.driver import drive_agreement
+
+logger = logging.getLogger(__name__)
+
+#: Jobs still running this long after a stop signal are aborted (their activities are
+#: kept for the next worker, their claims given back).
+GRACEFUL_STOP_S = 5.0
+
+
+def create_app(dsn: str, *, pool_size: int = 4) -> procrastinate.App:
+    """The queue app with the "drive an activity" job registered."""
+    app = queue.make_app(dsn, max_pool_size=pool_size)
+
+    @app.task(name=queue.DRIVE_JOB, pass_context=True)
+    async def drive_activity(
+        context: procrastinate.JobContext, run_id: str, agreement_id: str
+    ) -> None:
+        ctx: WorkerContext = context.additional_context["golem_tasks"]
+        await drive_agreement(ctx, run_id, agreement_id)
+
+    return app
+
+
+def make_worker(
+    app: procrastinate.App,
+    ctx: WorkerContext,
+    *,
+    queues: Sequence[str],
+    concurrency: int,
+    install_signal_handlers: bool,
+) -> Worker:
+    return Worker(
+        app,
+        queues=list(queues),
+        name=ctx.name,
+        concurrency=concurrency,
+        additional_context={"golem_tasks": ctx},
+        install_signal_handlers=install_signal_handlers,
+        shutdown_graceful_timeout=GRACEFUL_STOP_S,
+        update_heartbeat_interval=queue.WORKER_HEARTBEAT_S,
+        stalled_worker_timeout=queue.STALLED_AFTER_S,
+        fetch_job_polling_interval=1.0,
+        delete_jobs="successful",
+    )
+
+
+async def run_worker(
+    dsn: str,
+    *,
+    queues: Sequence[str] = (queue.DEFAULT_QUEUE,),
+    concurrency: int = 20,
+    ctx: WorkerContext | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run one worker process until it is stopped (SIGINT/SIGTERM)."""
+    app = create_app(dsn)
+    context = ctx or WorkerContext(dsn, pool_size=min(concurrency, 40) + 2)
+    async with context, app.open_async():
+        worker = make_worker(
+            app,
+            context,
+            queues=queues,
+            concurrency=concurrency,
+            install_signal_handlers=install_signal_handlers,
+        )
+        logger.info("worker %s listening on %s", context.name, ", ".join(queues))
+        await worker.run()

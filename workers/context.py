@@ -1,0 +1,101 @@
+"""What one worker process shares between the jobs it runs: a database pool, one
+GolemNode, the loaded app modules, and a heartbeat that keeps claims alive and carries the
+supervisor's stop requests to the drivers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from golem.node import GolemNode
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from golem_tasks import taskstore
+from golem_tasks.appmodule import App, CallableTasks, load_app
+from golem_tasks.config import YagnaSettings
+from golem_tasks.db import access
+
+if TYPE_CHECKING:
+    from workers.driver import ActivityDriver
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = 3.0
+
+
+class WorkerContext:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        yagna: YagnaSettings | None = None,
+        callables: CallableTasks | None = None,
+        pool_size: int = 10,
+        lease_s: float = taskstore.DEFAULT_LEASE_S,
+    ) -> None:
+        self.dsn = dsn
+        self.yagna = yagna or YagnaSettings.from_env()
+        self.callables = callables
+        self.lease_s = lease_s
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.pool = AsyncConnectionPool(
+            dsn,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+        )
+        self.node = GolemNode(
+            self.yagna.app_key, api_url=self.yagna.api_url, collect_payment_events=False
+        )
+        self.drivers: dict[str, ActivityDriver] = {}
+        self._apps: dict[str, App] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> WorkerContext:
+        await self.pool.open(wait=True, timeout=15)
+        await self.node.start()
+        self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self.node.aclose()
+        await self.pool.close()
+
+    def app(self, spec: str) -> App:
+        """The run's app module, imported once per process."""
+        if spec not in self._apps:
+            self._apps[spec] = load_app(spec, require_execute_task=False)
+        return self._apps[spec]
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.beat_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker heartbeat failed")
+
+    async def beat_once(self) -> None:
+        """Renew the claims of every driven activity and pass on stop requests."""
+        ids = [activity_id for activity_id in self.drivers if activity_id]
+        if not ids:
+            return
+        async with self.pool.connection() as conn:
+            await taskstore.renew_leases(conn, ids, self.lease_s)
+            rows = await access.all_rows(conn, "stop_requests", ids=ids)
+        for row in rows:
+            driver = self.drivers.get(row["id"])
+            if driver is not None and row["reason"]:
+                driver.stop(row["reason"])

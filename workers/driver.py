@@ -1,0 +1,315 @@
+"""Driving one activity: create it (or take over the one already there), set it up, then
+run tasks on it one at a time until there are none left or the supervisor says stop.
+
+Every result is stored in the transaction that ends its claim. An activity that breaks
+(deploy error, provider gone, tasks failing in a row) is ended with its reason and its
+claimed tasks go back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from golem.resources import Activity, Deploy, PoolingBatch, Start
+
+from golem_tasks import taskstore
+from golem_tasks.appmodule import App
+from golem_tasks.db import access
+from golem_tasks.retry import retrying
+from golem_tasks.taskstore import Claim
+from workers.context import WorkerContext
+
+logger = logging.getLogger(__name__)
+
+SETUP_TIMEOUT_S = 300.0
+IDLE_POLL_S = 1.0
+#: This many failed tasks in a row mean the activity, not the tasks, is broken.
+FAILURES_IN_A_ROW = 3
+
+
+class ActivityFailed(Exception):
+    """The activity cannot go on; the message is its stop reason."""
+
+
+def describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def default_setup(activity: Activity) -> None:
+    batch = await activity.execute_commands(Deploy(), Start())
+    await batch.wait(timeout=SETUP_TIMEOUT_S)
+
+
+class ActivityDriver:
+    def __init__(self, ctx: WorkerContext, run: dict[str, Any], agreement: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.run_id: str = run["id"]
+        self.agreement_id: str = agreement["id"]
+        self.app: App = ctx.app(run["app"])
+        self.activity: Activity | None = None
+        self.stop_reason: str | None = None
+        self._stopped = asyncio.Event()
+        self._current: asyncio.Task[Any] | None = None
+
+    # -- control ------------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Called by the heartbeat when the supervisor wants this activity stopped."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            logger.info("activity %s: stop requested (%s)", self._activity_id, reason)
+        self._stopped.set()
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+
+    @property
+    def _activity_id(self) -> str:
+        return self.activity.id if self.activity else "-"
+
+    # -- the job ------------------------------------------------------------------------
+
+    async def drive(self) -> None:
+        try:
+            reused = await self._acquire()
+        except ActivityFailed as exc:
+            await self._give_up_agreement(str(exc))
+            return
+        if self.activity is None:
+            return
+        self.ctx.drivers[self.activity.id] = self
+        status, reason = "stopped", "no more tasks"
+        try:
+            if not reused:
+                await self._setup()
+            await self._work()
+            if self.stop_reason:
+                reason = self.stop_reason
+        except ActivityFailed as exc:
+            status, reason = "failed", str(exc)
+        except asyncio.CancelledError:
+            # The worker is shutting down: leave the activity to the next worker.
+            await asyncio.shield(self._hand_over())
+            raise
+        finally:
+            self.ctx.drivers.pop(self.activity.id, None)
+        await self._end(status, reason)
+
+    async def _acquire(self) -> bool:
+        """Take over a live activity of this agreement, or create one. True when reused."""
+        node = self.ctx.node
+        async with self.ctx.pool.connection() as conn:
+            latest = await access.one(conn, "latest_activity", agreement_id=self.agreement_id)
+        if latest is not None and latest["status"] in ("new", "deploying", "ready"):
+            activity = node.activity(latest["id"])
+            state = await self._state(activity)
+            if latest["status"] == "ready" and state == "Ready":
+                async with self.ctx.pool.connection() as conn:
+                    taken = await access.one(
+                        conn, "take_over_activity", id=activity.id, worker=self.ctx.name
+                    )
+                    await taskstore.release_activity(
+                        conn, activity.id, "its worker stopped", count_attempt=False
+                    )
+                if taken:
+                    self.activity = activity
+                    logger.info("activity %s: taken over", activity.id)
+                    return True
+            reason = f"left in state {state} by a worker that stopped"
+            with contextlib.suppress(Exception):
+                await activity.destroy()
+            async with self.ctx.pool.connection() as conn:
+                await taskstore.release_activity(conn, activity.id, reason, count_attempt=False)
+                await access.execute(
+                    conn, "end_activity", id=activity.id, status="stopped", reason=reason
+                )
+        try:
+            agreement = node.agreement(self.agreement_id)
+            activity = await retrying(
+                lambda: agreement.create_activity(autoclose=False), what="create activity"
+            )
+        except Exception as exc:
+            raise ActivityFailed(f"could not create an activity: {describe(exc)}") from exc
+        async with self.ctx.pool.connection() as conn:
+            await access.execute(
+                conn,
+                "insert_activity",
+                id=activity.id,
+                run_id=self.run_id,
+                agreement_id=self.agreement_id,
+                worker=self.ctx.name,
+            )
+        self.activity = activity
+        return False
+
+    async def _state(self, activity: Activity) -> str:
+        try:
+            state = await activity.get_state()
+        except Exception as exc:
+            return f"unknown ({describe(exc)})"
+        return str(state.state[0])
+
+    async def _setup(self) -> None:
+        assert self.activity is not None
+        setup = self.app.setup_activity or default_setup
+        try:
+            await asyncio.wait_for(setup(self.activity), SETUP_TIMEOUT_S + 10)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise ActivityFailed(f"deploy failed: {describe(exc)}") from exc
+        async with self.ctx.pool.connection() as conn:
+            await access.execute(conn, "activity_ready", id=self.activity.id)
+        logger.info("activity %s ready", self.activity.id)
+
+    async def _work(self) -> None:
+        assert self.activity is not None
+        failures = 0
+        while not self._stopped.is_set():
+            async with self.ctx.pool.connection() as conn:
+                claim = await taskstore.claim(conn, self.run_id, self.activity.id, self.ctx.lease_s)
+            if claim is None:
+                if await self._nothing_left():
+                    return
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), IDLE_POLL_S)
+                continue
+            ok = await self._run_task(claim)
+            if self._stopped.is_set():
+                return
+            failures = 0 if ok else failures + 1
+            if not ok:
+                state = await self._state(self.activity)
+                if state != "Ready":
+                    raise ActivityFailed(f"activity is {state}")
+                if failures >= FAILURES_IN_A_ROW:
+                    raise ActivityFailed(f"{failures} tasks failed in a row on it")
+
+    async def _nothing_left(self) -> bool:
+        async with self.ctx.pool.connection() as conn:
+            run = await access.one(conn, "get_run", run_id=self.run_id)
+            counts = await taskstore.counts(conn, self.run_id)
+        return bool(run and run["feed_done"]) and counts.pending == 0
+
+    async def _run_task(self, claim: Claim) -> bool:
+        """Run one claimed task; store its result or its failure. True on success."""
+        assert self.activity is not None
+        activity = self.activity
+        known = len(activity.children)
+        callable_task = (
+            self.ctx.callables.get(self.run_id, claim.key) if self.ctx.callables else None
+        )
+        if callable_task is not None:
+            work = callable_task(activity)
+        elif self.app.execute_task is not None:
+            work = self.app.execute_task(activity, claim.data)
+        else:
+            work = _missing_execute_task(self.app)
+        self._current = asyncio.ensure_future(asyncio.wait_for(work, claim.timeout_s))
+        error: str | None = None
+        result: Any = None
+        try:
+            result = await self._current
+            taskstore.check_json(result, "the result of execute_task")
+        except asyncio.CancelledError:
+            if not self._stopped.is_set():
+                raise  # the worker itself is being cancelled
+            error = f"stopped: {self.stop_reason}"
+        except asyncio.TimeoutError:
+            error = f"timed out after {claim.timeout_s:g}s"
+        except Exception as exc:
+            error = describe(exc)
+        finally:
+            self._current = None
+        batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        async with self.ctx.pool.connection() as conn:
+            if error is None:
+                await taskstore.complete(conn, claim, result, batches)
+                return True
+            if self._stopped.is_set():
+                await taskstore.release_activity(conn, activity.id, error, count_attempt=False)
+                return False
+            status = await taskstore.fail(conn, claim, error, batches)
+        logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
+        return False
+
+    # -- endings ------------------------------------------------------------------------
+
+    async def _end(self, status: str, reason: str) -> None:
+        assert self.activity is not None
+        with contextlib.suppress(Exception):
+            await retrying(self.activity.destroy, what="destroy activity", attempts=3)
+        async with self.ctx.pool.connection() as conn:
+            await taskstore.release_activity(
+                conn,
+                self.activity.id,
+                f"activity ended: {reason}",
+                count_attempt=status == "failed",
+            )
+            await access.execute(
+                conn, "end_activity", id=self.activity.id, status=status, reason=reason
+            )
+            if status == "failed":
+                await access.execute(
+                    conn,
+                    "record_error",
+                    run_id=self.run_id,
+                    source="worker",
+                    kind="activity",
+                    message=reason,
+                    agreement_id=self.agreement_id,
+                    activity_id=self.activity.id,
+                    task_id=None,
+                )
+        logger.info("activity %s %s: %s", self.activity.id, status, reason)
+
+    async def _hand_over(self) -> None:
+        """Shutdown of this worker: give back claims, keep the activity for another worker."""
+        if self.activity is None:
+            return
+        async with self.ctx.pool.connection() as conn:
+            await taskstore.release_activity(
+                conn, self.activity.id, "its worker stopped", count_attempt=False
+            )
+            await access.execute(
+                conn, "release_activity_driver", id=self.activity.id, worker=self.ctx.name
+            )
+
+    async def _give_up_agreement(self, reason: str) -> None:
+        async with self.ctx.pool.connection() as conn:
+            await access.execute(conn, "request_agreement_end", id=self.agreement_id, reason=reason)
+            await access.execute(
+                conn,
+                "record_error",
+                run_id=self.run_id,
+                source="worker",
+                kind="activity",
+                message=reason,
+                agreement_id=self.agreement_id,
+                activity_id=None,
+                task_id=None,
+            )
+        logger.warning("agreement %s: %s", self.agreement_id, reason)
+
+
+async def _missing_execute_task(app: App) -> Any:
+    raise RuntimeError(f"app {app.spec} has no execute_task and this task is not a callable")
+
+
+async def drive_agreement(ctx: WorkerContext, run_id: str, agreement_id: str) -> None:
+    """The body of one "drive this activity" job."""
+    async with ctx.pool.connection() as conn:
+        run = await access.one(conn, "get_run", run_id=run_id)
+        agreement = await access.one(conn, "get_agreement", id=agreement_id)
+    if run is None or agreement is None:
+        logger.warning("job for unknown run %s / agreement %s: nothing to do", run_id, agreement_id)
+        return
+    if run["status"] != "running" or agreement["status"] != "approved":
+        return
+    if agreement["terminate_reason"]:
+        return
+    await ActivityDriver(ctx, run, agreement).drive()
