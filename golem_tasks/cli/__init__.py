@@ -10,6 +10,8 @@ import click
 
 from golem_tasks import __version__
 from golem_tasks.cli.admin import db, install
+from golem_tasks.cli.monitor import results, show, summary
+from golem_tasks.cli.runs import run, supervise, worker
 from golem_tasks.errors import UserError
 
 logger = logging.getLogger("golem_tasks")
@@ -43,8 +45,8 @@ def cli(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-cli.add_command(install)
-cli.add_command(db)
+for command in (install, db, supervise, worker, run, summary, show, results):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Watching runs: snapshots read from the database and their terminal rendering."""

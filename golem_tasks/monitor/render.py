@@ -1,0 +1,132 @@
+"""Turning a run snapshot into terminal output (rich), at a glance or in detail."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from golem_tasks.monitor.snapshot import RunSnapshot
+
+STATUS_STYLE = {
+    "running": "bold green",
+    "stopping": "bold yellow",
+    "finished": "bold green",
+    "failed": "bold red",
+    "stopped": "bold yellow",
+    "ready": "green",
+    "deploying": "cyan",
+    "new": "cyan",
+}
+
+
+def money(value: Any) -> str:
+    if value is None:
+        return "-"
+    number = Decimal(value)
+    return f"{number:.6f}".rstrip("0").rstrip(".") if number else "0"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def summary(snap: RunSnapshot) -> RenderableType:
+    """The one-glance view: status, progress, money, market."""
+    run, counts = snap.run, snap.counts
+    status = Text(run["status"], style=STATUS_STYLE.get(run["status"], ""))
+    head = Text.assemble(
+        ("run ", "dim"),
+        (run["id"], "bold"),
+        "  ",
+        status,
+        ("  " + (run["stop_reason"] or ""), "dim"),
+    )
+    total = counts.total if snap.run["feed_done"] else max(counts.total, 1)
+    bar = ProgressBar(total=max(total, 1), completed=counts.done + counts.failed, width=40)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    more = "" if run["feed_done"] else " (more coming)"
+    grid.add_row(
+        "tasks",
+        f"{counts.done} done, {counts.failed} failed, {counts.claimed} running, "
+        f"{counts.pending} pending of {counts.total}{more}",
+    )
+    grid.add_row("progress", bar)
+    grid.add_row(
+        "speed",
+        f"{snap.tasks_per_min:.1f} tasks/min over {duration(snap.elapsed_s)}",
+    )
+    market = snap.market
+    grid.add_row(
+        "providers",
+        f"{market.get('working_activities', 0)} activities working (want {run['workers']}), "
+        f"{market.get('activities', 0)} in all, {market.get('failed_activities', 0)} failed; "
+        f"{market.get('agreements', 0)} agreements from {market.get('offers', 0)} offers",
+    )
+    spend = snap.spend
+    per_result = snap.cost_per_result
+    grid.add_row(
+        "spent",
+        f"{money(spend.get('accepted'))} accepted "
+        f"({money(snap.spent_last_hour)} in the last hour, budget "
+        f"{money(run['budget_per_hour'])}/h); "
+        f"{money(per_result)} per result"
+        + (f", max {money(run['max_price'])}" if run["max_price"] is not None else ""),
+    )
+    grid.add_row(
+        "payments",
+        f"{spend.get('debit_notes', 0)} debit notes ({spend.get('refused_notes', 0)} refused), "
+        f"{spend.get('accepted_invoices', 0)}/{spend.get('invoices', 0)} invoices accepted, "
+        f"{spend.get('allocations', 0)} allocations",
+    )
+    grid.add_row("errors", str(market.get("errors", 0)))
+    return Panel(Group(head, grid), title="golem-tasks", expand=False)
+
+
+def activities(snap: RunSnapshot) -> RenderableType:
+    table = Table(title="activities", expand=False)
+    for column in ("provider", "activity", "status", "done", "cost", "per result", "note"):
+        table.add_column(column, overflow="fold")
+    for row in snap.activities:
+        done = int(row["done"])
+        cost = Decimal(row["cost"])
+        table.add_row(
+            row["provider_name"] or row["provider_id"][:12],
+            row["id"][:12],
+            Text(row["status"], style=STATUS_STYLE.get(row["status"], "dim")),
+            str(done) + (" +1" if row["running"] else ""),
+            money(cost),
+            money(cost / done) if done else "-",
+            row["stop_reason"] or row["stop_request"] or "",
+        )
+    return table
+
+
+def errors(snap: RunSnapshot) -> RenderableType:
+    table = Table(title="recent errors", expand=False)
+    for column in ("at", "source", "kind", "message"):
+        table.add_column(column, overflow="fold")
+    for row in snap.errors:
+        table.add_row(
+            row["at"].strftime("%H:%M:%S"), row["source"], row["kind"], row["message"][:160]
+        )
+    return table
+
+
+def detail(snap: RunSnapshot) -> RenderableType:
+    parts: list[RenderableType] = [summary(snap)]
+    if snap.activities:
+        parts.append(activities(snap))
+    if snap.errors:
+        parts.append(errors(snap))
+    return Group(*parts)
