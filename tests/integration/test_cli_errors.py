@@ -60,3 +60,46 @@ def test_verbose_shows_details() -> None:
     result = run_cli("-v", "install", "--dsn", "postgresql://x@127.0.0.1:1/y?connect_timeout=3")
     assert result.returncode == 2
     assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["summary"],
+        ["show"],
+        ["results"],
+        ["supervise", "examples/hello_world.py"],
+        ["run", "examples/hello_world.py"],
+        ["worker"],
+    ],
+)
+def test_commands_need_the_schema(fresh_dsn: str, command: list[str]) -> None:
+    from tests.helpers import cli_env
+
+    env = cli_env(YAGNA_APPKEY="test-key")
+    result = run_cli(*command, "--dsn", fresh_dsn, env=env)
+    assert_one_line_error(result, "has no golem-tasks schema — run: golem-tasks install")
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('tasks.run')").fetchone()[0] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["supervise", "no/such/app.py"], "not found"),
+        (["supervise", "examples/hello_world.py", "--budget", "5"], "invalid budget"),
+        (["run", "examples/hello_world.py", "--budget", "1/day"], "invalid budget"),
+        (["supervise", "examples/hello_world_callables.py"], "missing execute_task"),
+    ],
+)
+def test_bad_run_input_writes_nothing(installed_dsn: str, args: list[str], fragment: str) -> None:
+    result = run_cli(*args, "--dsn", installed_dsn)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    with psycopg.connect(installed_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks.run").fetchone()[0] == 0
+
+
+def test_summary_without_runs_says_so(installed_dsn: str) -> None:
+    assert_one_line_error(run_cli("summary", "--dsn", installed_dsn), "no runs yet")
