@@ -23,6 +23,8 @@ from golem_tasks.taskstore import Claim
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
+#: One line per stored result (`golem-tasks run` shows them arriving).
+results_log = logging.getLogger("golem_tasks.results")
 
 SETUP_TIMEOUT_S = 300.0
 IDLE_POLL_S = 1.0
@@ -228,7 +230,8 @@ class ActivityDriver:
         batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
         async with self.ctx.pool.connection() as conn:
             if error is None:
-                await taskstore.complete(conn, claim, result, batches)
+                if await taskstore.complete(conn, claim, result, batches):
+                    results_log.info("task %s: %s", claim.key, _preview(result))
                 return True
             if self._stopped.is_set():
                 await taskstore.release_activity(conn, activity.id, error, count_attempt=False)
@@ -294,6 +297,11 @@ class ActivityDriver:
                 task_id=None,
             )
         logger.warning("agreement %s: %s", self.agreement_id, reason)
+
+
+def _preview(result: Any, width: int = 80) -> str:
+    text = repr(result)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 async def _missing_execute_task(app: App) -> Any:

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 TICK_S = 1.0
 RESULTS_EVERY_S = 10.0
+PROGRESS_EVERY_S = 5.0
 #: A job for the same agreement that ends this often without progress gives the agreement up.
 MAX_JOB_RESTARTS = 3
 
@@ -89,6 +90,7 @@ class Supervisor:
         self._stop_status = "stopped"
         self._stop_code = EXIT_INTERRUPTED
         self._job_restarts: Counter[str] = Counter()
+        self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
 
     # -- stopping -----------------------------------------------------------------------
@@ -283,11 +285,29 @@ class Supervisor:
             if need > 0:
                 avoid = {row["provider_id"] for row in live} | await self._failed_providers()
                 await market.hire(need, avoid)
+            self._log_progress(counts, len(live), run["feed_done"])
             if loop.time() - last_results >= RESULTS_EVERY_S:
                 await self._record_results(app)
                 last_results = loop.time()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
+
+    def _log_progress(self, counts: TaskCounts, live: int, feed_done: bool) -> None:
+        """A progress line when something changed, at most every few seconds."""
+        now = asyncio.get_running_loop().time()
+        state = (counts.done, counts.failed, counts.total, live)
+        if state == self._progress[0] or now - self._progress[1] < PROGRESS_EVERY_S:
+            return
+        self._progress = (state, now)
+        total = f"{counts.total}" if feed_done else f"{counts.total}+"
+        logger.info(
+            "progress: %d/%s done, %d failed, %d running, %d agreements",
+            counts.done,
+            total,
+            counts.failed,
+            counts.claimed,
+            live,
+        )
 
     async def _failed_providers(self) -> set[str]:
         async with self.pool.connection() as conn:
