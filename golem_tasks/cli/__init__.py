@@ -10,6 +10,7 @@ import click
 
 from golem_tasks import __version__
 from golem_tasks.cli.admin import db, install
+from golem_tasks.cli.devnet import devnet
 from golem_tasks.cli.monitor import results, show, summary
 from golem_tasks.cli.runs import run, supervise, worker
 from golem_tasks.errors import UserError
@@ -47,6 +48,7 @@ def cli(verbose: bool) -> None:
 
 for command in (install, db, supervise, worker, run, summary, show, results):
     cli.add_command(command)
+cli.add_command(devnet)
 
 
 def main() -> None:

@@ -1,0 +1,163 @@
+"""``golem-tasks devnet``: run the local Golem network and print the environment to use it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from golem_tasks.errors import UserError
+
+READY = "# golem-tasks devnet ready"
+
+
+@click.command()
+@click.option(
+    "--providers",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Number of simulated providers (ignored with --profile).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7465,
+    show_default=True,
+    help="Port of the REST API (0 picks a free one).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same network."
+)
+@click.option(
+    "--profile",
+    "profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Provider groups, prices and faults (JSON or TOML).",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Speed of simulated time (debit notes, expirations).",
+)
+@click.option(
+    "--app-key",
+    envvar="GOLEM_TASKS_DEVNET_APPKEY",
+    help="App key clients must send (default: random).",
+)
+@click.option(
+    "--payment-network", help="Payment network (default: $YAGNA_PAYMENT_NETWORK or holesky)."
+)
+@click.option("--payment-driver", help="Payment driver (default: $YAGNA_PAYMENT_DRIVER or erc20).")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background: print the exports (plus GOLEM_DEVNET_PID) and exit.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --detach: where the devnet logs (default: a file in the temp dir).",
+)
+def devnet(
+    providers: int,
+    port: int,
+    host: str,
+    seed: int,
+    profile: Path | None,
+    time_scale: float,
+    app_key: str | None,
+    payment_network: str | None,
+    payment_driver: str | None,
+    detach: bool,
+    log_file: Path | None,
+) -> None:
+    """Run a local Golem network that answers yagna's REST API.
+
+    Prints `export` lines (YAGNA_API_URL, YAGNA_APPKEY, YAGNA_PAYMENT_NETWORK,
+    GOLEM_TASKS_IMAGE_REPO, ...) for a shell to eval, then serves until Ctrl+C.
+    With --detach: eval "$(golem-tasks devnet --detach)" and later kill $GOLEM_DEVNET_PID.
+    """
+    from golem_tasks.devnet.runner import Devnet
+
+    if detach:
+        _detach(log_file)
+        return
+    net = Devnet(
+        providers=providers,
+        seed=seed,
+        port=port,
+        profile=profile,
+        time_scale=time_scale,
+        host=host,
+        app_key=app_key,
+        payment_network=payment_network,
+        payment_driver=payment_driver,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(net))
+
+
+async def _serve(net) -> None:
+    try:
+        await net.start()
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {net.host}:{net.requested_port}: {exc.strerror or exc}"
+        ) from None
+    click.echo(net.export_lines() + READY + " (Ctrl+C to stop)", nl=True)
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await net.stop()
+
+
+def _detach(log_file: Path | None) -> None:
+    """Start the same command in the background and print its exports."""
+    args = [a for a in sys.argv[1:] if a != "--detach"]
+    if "--log-file" in args:
+        index = args.index("--log-file")
+        del args[index : index + 2]
+    log_path = log_file or Path(tempfile.gettempdir()) / f"golem-tasks-devnet-{os.getpid()}.log"
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "golem_tasks", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    assert child.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = child.stdout.readline().decode()
+        if not line:
+            break
+        if line.startswith(READY):
+            child.stdout.close()
+            click.echo("".join(lines), nl=False)
+            click.echo(f"export GOLEM_DEVNET_PID={child.pid}")
+            click.echo(f"# logs: {shlex.quote(str(log_path))}; stop with: kill $GOLEM_DEVNET_PID")
+            return
+        lines.append(line)
+    child.kill()
+    raise UserError(f"the devnet did not start; see {log_path}")

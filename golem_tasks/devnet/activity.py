@@ -1,0 +1,514 @@
+"""Activities: a simulated exe-unit per activity that really runs what it is asked to.
+
+State machine and messages follow yagna's exe-unit: ``deploy`` (Initialized -> Deployed),
+``start`` (Deployed -> Ready), then ``run``/``transfer`` any number of times; a command in
+the wrong state fails with the exe-unit's own message, a stateful command while another is
+running fails with ``Busy``. A batch stops at its first failing command.
+
+Paths. Every activity has its own directory ``<devnet tmp>/<activity id>/`` that stands for
+the container's root filesystem, with ``/golem/work`` (the working directory),
+``/golem/input``, ``/golem/output`` and ``/golem/resources`` created at deploy.
+
+* ``run``: the entry point and arguments run as a local process with the host's programs
+  (``/bin/sh``, ``python3`` ...); every ``/golem/...`` path in the entry point or in any
+  argument (also inside a shell command string) is rewritten to the activity directory.
+  The working directory is ``/golem/work``; the environment is a minimal one (``PATH``,
+  ``HOME=/golem/work``, ``LANG``) plus the ``env`` given to ``deploy``.
+* ``transfer``: ``container:/x`` is ``<activity dir>/x``; see :mod:`transfer` for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import aiohttp
+
+from golem_tasks.devnet.clock import Clock, isoformat
+from golem_tasks.devnet.errors import BadRequest, NotFound, RequestTimeout, gsb_endpoint_not_found
+from golem_tasks.devnet.events import Signal, wait_until
+from golem_tasks.devnet.exescript import Capture, Command, parse_script, run_captures
+from golem_tasks.devnet.process import RunningProcess
+from golem_tasks.devnet.providers import Provider
+from golem_tasks.devnet.transfer import TransferError, transfer
+
+logger = logging.getLogger(__name__)
+
+VOLUMES = ("work", "input", "output", "resources")
+_GOLEM_PATH = re.compile(r"(?<![\w.~/-])/golem(?=/|$|[\s'\";&|)<>])")
+
+
+class Output:
+    """One captured stream of one command, trimmed as its capture mode asks."""
+
+    __slots__ = ("capture", "head", "tail")
+
+    def __init__(self, capture: Capture | None) -> None:
+        self.capture = capture
+        self.head = bytearray()
+        self.tail = bytearray()
+
+    def write(self, data: bytes) -> bytes | None:
+        """Keep ``data``; return the part to stream (None when not streamed)."""
+        capture = self.capture
+        if capture is None:
+            return None
+        kept = data
+        if capture.head is None and capture.tail is None:
+            self.head += data
+        else:
+            room = (capture.head or 0) - len(self.head)
+            kept = data[: max(0, room)]
+            self.head += kept
+            if capture.tail:
+                self.tail += data[len(kept) :]
+                del self.tail[: max(0, len(self.tail) - capture.tail)]
+        return kept if capture.stream and kept else None
+
+    def value(self) -> str | list[int] | None:
+        if self.capture is None:
+            return None
+        data = bytes(self.head) + bytes(self.tail)
+        if not data:
+            return None
+        if self.capture.binary:
+            return list(data)
+        return data.decode("utf-8", errors="replace")
+
+
+@dataclass(eq=False)
+class CommandState:
+    stdout: Output
+    stderr: Output
+    result: str | None = None
+    message: str | None = None
+    date: datetime | None = None
+
+
+@dataclass(eq=False)
+class Batch:
+    id: str
+    commands: list[Command]
+    states: list[CommandState] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    signal: Signal = field(default_factory=Signal)
+    done: bool = False
+    task: asyncio.Task | None = None
+    processes: set[RunningProcess] = field(default_factory=set)
+
+    def finished_through(self, index: int) -> bool:
+        return self.done or (len(self.states) > index and self.states[index].result is not None)
+
+    def results(self, command_index: int | None) -> list[dict[str, Any]]:
+        """yagna's ExeScriptCommandResult list, up to ``command_index`` (default: all)."""
+        last = len(self.commands) - 1 if command_index is None else command_index
+        out = []
+        for index, state in enumerate(self.states):
+            if index > last or state.result is None:
+                break
+            with_output = command_index is None or command_index == index
+            item: dict[str, Any] = {
+                "index": index,
+                "eventDate": isoformat(state.date) if state.date else None,
+                "result": state.result,
+                "isBatchFinished": index == last or state.result == "Error",
+            }
+            if with_output:
+                stdout, stderr = state.stdout.value(), state.stderr.value()
+                if stdout is not None:
+                    item["stdout"] = stdout
+                if stderr is not None:
+                    item["stderr"] = stderr
+            if state.message is not None:
+                item["message"] = state.message
+            out.append(item)
+        return out
+
+
+@dataclass(eq=False)
+class Activity:
+    id: str
+    agreement_id: str
+    provider: Provider
+    root: Path
+    created: datetime
+    created_at: float  # loop time
+    state: str = "Initialized"
+    pending: str | None = None
+    reason: str | None = None
+    error_message: str | None = None
+    ended_at: float | None = None
+    cpu_seconds: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, Batch] = field(default_factory=dict)
+    doom: asyncio.TimerHandle | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "Terminated"
+
+    def state_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"state": [self.state, self.pending]}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.error_message is not None:
+            body["errorMessage"] = self.error_message
+        return body
+
+    def container_path(self, path: str) -> Path:
+        """A container path as a path inside the activity directory (never outside it)."""
+        posix = PurePosixPath(path)
+        if not posix.is_absolute():
+            posix = PurePosixPath("/golem/work") / posix
+        parts = [p for p in posix.parts[1:] if p not in ("", ".")]
+        if ".." in parts:
+            raise TransferError(f"container path may not contain '..': {path}")
+        return self.root.joinpath(*parts)
+
+    def map_arg(self, text: str) -> str:
+        return _GOLEM_PATH.sub(lambda _: str(self.root / "golem"), text)
+
+
+def _invalid_state_message(state: str) -> str:
+    if state == "Initialized":
+        return "Activity is initialized - deploy() command is expected now"
+    if state == "Deployed":
+        return "Activity is deployed - start() command is expected now"
+    if state == "Ready":
+        return "Cannot send command after a successful start()"
+    return f"This command is not allowed when activity is in the {state} state"
+
+
+def _naive(moment: datetime) -> str:
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+class ExeUnits:
+    """All activities of the devnet and the execution of their batches."""
+
+    def __init__(self, clock: Clock, root: Path) -> None:
+        self.clock = clock
+        self.root = root
+        self.activities: dict[str, Activity] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self.base_env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+        }
+        #: Called when an activity ends on its own (crash), to let the provider react.
+        self.on_crash: Callable[[Activity], None] = lambda activity: None
+
+    async def close(self) -> None:
+        for activity in list(self.activities.values()):
+            self.terminate(activity, reason="Devnet shut down")
+        for activity in self.activities.values():
+            for batch in activity.batches.values():
+                if batch.task is not None and not batch.task.done():
+                    batch.task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    # ------------------------------------------------------------------ lifecycle
+    def create(self, agreement_id: str, provider: Provider) -> Activity:
+        activity_id = secrets.token_hex(16)
+        activity = Activity(
+            id=activity_id,
+            agreement_id=agreement_id,
+            provider=provider,
+            root=self.root / activity_id,
+            created=self.clock.now(),
+            created_at=asyncio.get_running_loop().time(),
+        )
+        self.activities[activity_id] = activity
+        faults = provider.faults
+        if faults.die_after_sec is not None and provider.chance(faults.die_probability):
+            activity.doom = asyncio.get_running_loop().call_later(
+                self.clock.real_seconds(faults.die_after_sec), self.crash, activity
+            )
+        return activity
+
+    def get(self, activity_id: str) -> Activity:
+        activity = self.activities.get(activity_id)
+        if activity is None:
+            raise NotFound(f"Activity [{activity_id}] not found")
+        return activity
+
+    def live(self, activity_id: str) -> Activity:
+        """An activity whose exe-unit still answers (yagna: GSB error once it is gone)."""
+        activity = self.get(activity_id)
+        if not activity.alive:
+            raise gsb_endpoint_not_found(f"/net/{activity.provider.node_id}/exeunit/{activity.id}")
+        return activity
+
+    def crash(self, activity: Activity) -> None:
+        if activity.alive:
+            logger.info("activity %s: exe-unit crashed (devnet fault)", activity.id)
+            self.terminate(
+                activity,
+                reason="ExeUnit crashed",
+                error_message="ExeUnit terminated unexpectedly (devnet fault: die_after_sec)",
+            )
+            self.on_crash(activity)
+
+    def terminate(
+        self, activity: Activity, reason: str | None = None, error_message: str | None = None
+    ) -> None:
+        """End the activity: kill its processes, stop its batches, freeze its usage."""
+        if not activity.alive:
+            return
+        activity.cpu_seconds = self._cpu(activity)
+        activity.state, activity.pending = "Terminated", None
+        activity.reason, activity.error_message = reason, error_message
+        activity.ended_at = asyncio.get_running_loop().time()
+        if activity.doom is not None:
+            activity.doom.cancel()
+        for batch in activity.batches.values():
+            for process in batch.processes:
+                process.kill()
+            batch.signal.fire()
+        root = activity.root
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
+
+    # ------------------------------------------------------------------ usage
+    def _cpu(self, activity: Activity) -> float:
+        running = sum(
+            process.cpu_seconds()
+            for batch in activity.batches.values()
+            for process in batch.processes
+        )
+        return activity.cpu_seconds + running
+
+    def usage(self, activity: Activity) -> list[float]:
+        """``[golem.usage.cpu_sec, golem.usage.duration_sec]``, measured."""
+        end = activity.ended_at if activity.ended_at is not None else None
+        if end is None:
+            end = asyncio.get_running_loop().time()
+        cpu = self._cpu(activity) if activity.alive else activity.cpu_seconds
+        return [round(cpu, 6), round(max(0.0, end - activity.created_at), 6)]
+
+    # ------------------------------------------------------------------ exec
+    def exec(self, activity: Activity, text: Any) -> str:
+        commands = parse_script(text)
+        batch = Batch(id=secrets.token_hex(16), commands=commands)
+        activity.batches[batch.id] = batch
+        batch.task = asyncio.get_running_loop().create_task(self._run_batch(activity, batch))
+        return batch.id
+
+    def batch(self, activity: Activity, batch_id: str) -> Batch:
+        batch = activity.batches.get(batch_id)
+        if batch is None:
+            raise NotFound(f"batch_id = {batch_id}")
+        return batch
+
+    async def results(
+        self, activity: Activity, batch_id: str, timeout: float, command_index: int | None
+    ) -> list[dict[str, Any]]:
+        batch = self.batch(activity, batch_id)
+        if not batch.commands:
+            return []
+        if command_index is not None and command_index >= len(batch.commands):
+            raise BadRequest(f"commandIndex {command_index} out of range")
+        target = len(batch.commands) - 1 if command_index is None else command_index
+        ready = await wait_until(
+            lambda: batch.finished_through(target) or not activity.alive,
+            batch.signal,
+            timeout,
+            asyncio.get_running_loop().time,
+        )
+        if not activity.alive and not batch.done and not batch.finished_through(target):
+            # The exe-unit went away while we waited: yagna cannot reach it any more.
+            self.live(activity.id)
+        if not ready and command_index is not None:
+            raise RequestTimeout("Timeout")
+        return batch.results(command_index)
+
+    async def stream(self, activity: Activity, batch_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Runtime events of a batch: everything so far, then live until the batch ends."""
+        batch = self.batch(activity, batch_id)
+        position = 0
+        while True:
+            while position < len(batch.events):
+                yield batch.events[position]
+                position += 1
+            if batch.done:
+                return
+            await batch.signal.wait(15.0)
+
+    def _event(self, batch: Batch, index: int, kind: dict[str, Any]) -> None:
+        batch.events.append(
+            {
+                "batch_id": batch.id,
+                "batchId": batch.id,
+                "index": index,
+                "timestamp": _naive(self.clock.now()),
+                "kind": kind,
+            }
+        )
+        batch.signal.fire()
+
+    async def _run_batch(self, activity: Activity, batch: Batch) -> None:
+        try:
+            for index, command in enumerate(batch.commands):
+                stdout, stderr = run_captures(command)
+                state = CommandState(Output(stdout), Output(stderr))
+                batch.states.append(state)
+                self._event(batch, index, {"started": {"command": command.raw}})
+                try:
+                    code, message = await self._execute(activity, batch, index, command)
+                except Exception as exc:  # a devnet bug must not leave the batch hanging
+                    logger.exception("activity %s: command %d crashed", activity.id, index)
+                    code, message = -1, f"devnet internal error: {exc}"
+                state.result = "Ok" if code == 0 else "Error"
+                state.message = message
+                state.date = self.clock.now()
+                finished: dict[str, Any] = {"return_code": code, "returnCode": code}
+                if message is not None:
+                    finished["message"] = message
+                self._event(batch, index, {"finished": finished})
+                if code != 0:
+                    break
+        finally:
+            batch.done = True
+            batch.signal.fire()
+
+    def _output(self, batch: Batch, index: int, stream: str) -> Callable[[bytes], None]:
+        state = batch.states[index]
+        output = state.stdout if stream == "stdout" else state.stderr
+
+        def sink(data: bytes) -> None:
+            streamed = output.write(data)
+            if streamed is not None:
+                value: Any = (
+                    list(streamed)
+                    if output.capture and output.capture.binary
+                    else streamed.decode("utf-8", errors="replace")
+                )
+                self._event(batch, index, {stream: value})
+
+        return sink
+
+    async def _execute(
+        self, activity: Activity, batch: Batch, index: int, command: Command
+    ) -> tuple[int, str | None]:
+        if not activity.alive:
+            return -1, activity.error_message or "Activity terminated"
+        if command.name == "sign":
+            self._output(batch, index, "stdout")(b'{"signature":"NoSignature"}')
+            return 0, None
+        if command.name == "terminate":
+            for other in activity.batches.values():
+                if other is not batch:
+                    for process in other.processes:
+                        process.kill()
+            activity.state, activity.pending = "Initialized", None
+            return 0, None
+        if activity.pending is not None:
+            return -1, f"Busy: StatePair({activity.state}, Some({activity.pending}))"
+        current = activity.state
+        if command.name == "deploy":
+            target = "Deployed" if current == "Initialized" else None
+        elif command.name == "start":
+            target = "Ready" if current == "Deployed" else None
+        else:
+            target = current if current not in ("Initialized", "Deployed") else None
+        if target is None:
+            return -1, _invalid_state_message(current)
+        activity.pending = target
+        try:
+            code, message = await self._stateful(activity, batch, index, command)
+        finally:
+            if activity.alive:
+                activity.pending = None
+        if not activity.alive:
+            return -1, activity.error_message or "Activity terminated"
+        if code == 0 or command.name != "deploy":
+            activity.state = target
+        return code, message
+
+    async def _stateful(
+        self, activity: Activity, batch: Batch, index: int, command: Command
+    ) -> tuple[int, str | None]:
+        provider = activity.provider
+        faults = provider.faults
+        if command.name == "deploy":
+            if provider.spec.deploy_sec > 0:
+                await asyncio.sleep(provider.spec.deploy_sec * faults.slowdown)
+            if provider.chance(faults.deploy_failure):
+                return -1, "Deployment failed: image download failed (devnet fault: deploy_failure)"
+            await asyncio.get_running_loop().run_in_executor(None, self._make_volumes, activity)
+            activity.env.update(command.args.get("env") or {})
+            return 0, None
+        if command.name == "start":
+            return 0, None
+        if command.name == "transfer":
+            try:
+                await transfer(
+                    command.args["from"],
+                    command.args["to"],
+                    activity.container_path,
+                    self.session(),
+                )
+            except (TransferError, OSError) as exc:
+                return -1, f"Transfer error: {exc}"
+            return 0, None
+        return await self._run(activity, batch, index, command)
+
+    @staticmethod
+    def _make_volumes(activity: Activity) -> None:
+        for volume in VOLUMES:
+            (activity.root / "golem" / volume).mkdir(parents=True, exist_ok=True)
+
+    async def _run(
+        self, activity: Activity, batch: Batch, index: int, command: Command
+    ) -> tuple[int, str | None]:
+        faults = activity.provider.faults
+        if activity.provider.chance(faults.command_failure):
+            self._output(batch, index, "stderr")(b"devnet: injected command failure\n")
+            return 1, "ExeScript command exited with code 1"
+        entry = command.args["entry_point"]
+        argv = [
+            activity.map_arg(entry),
+            *(activity.map_arg(a) for a in command.args.get("args", [])),
+        ]
+        env = {**self.base_env, "HOME": str(activity.root / "golem" / "work"), **activity.env}
+        workdir = activity.root / "golem" / "work"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            process = RunningProcess(
+                argv,
+                workdir,
+                env,
+                self._output(batch, index, "stdout"),
+                self._output(batch, index, "stderr"),
+            )
+        except OSError as exc:
+            return -1, f"Runtime error: cannot execute '{entry}': {exc.strerror or exc}"
+        batch.processes.add(process)
+        try:
+            exit_ = await process.wait()
+        finally:
+            batch.processes.discard(process)
+        if activity.alive:  # a terminated activity's usage is frozen
+            activity.cpu_seconds += exit_.cpu_seconds
+        if faults.slowdown > 1.0:
+            await asyncio.sleep((faults.slowdown - 1.0) * (loop.time() - started))
+        if not activity.alive:
+            return -1, activity.error_message or "Activity terminated"
+        if exit_.code != 0:
+            return exit_.code, f"ExeScript command exited with code {exit_.code}"
+        return 0, None

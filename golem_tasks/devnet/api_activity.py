@@ -1,0 +1,162 @@
+"""Activity API routes (``/activity-api/v1``), requestor side, including the SSE stream."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.rest import (
+    body_json,
+    body_object,
+    network,
+    query_int,
+    query_timeout,
+    respond,
+)
+
+PREFIX = "/activity-api/v1"
+#: golem-core polls batch results with ``timeout=5`` and gives up on the HTTP call at 5.5 s.
+MAX_RESULTS_WAIT = 60.0
+
+
+async def create_activity(request: web.Request) -> web.Response:
+    net = network(request)
+    query_timeout(request, 5.0, 60.0)  # validated; creation does not wait
+    data = await body_json(request)
+    if isinstance(data, str):
+        agreement_id, as_object = data, False
+    elif isinstance(data, dict) and isinstance(data.get("agreementId"), str):
+        agreement_id, as_object = data["agreementId"], True
+    else:
+        raise BadRequest('Json deserialize error: expected an agreement id or {"agreementId": ...}')
+    agreement = net.market.agreement(agreement_id)
+    await net.gate(agreement.provider)
+    activity = net.create_activity(agreement_id)
+    if as_object:
+        return respond({"activityId": activity.id}, status=201)
+    return respond(activity.id, status=201)
+
+
+async def list_activities(request: web.Request) -> web.Response:
+    agreement_id = request.query.get("agreementId")
+    if not agreement_id:
+        raise BadRequest("Query deserialize error: missing field `agreementId`")
+    net = network(request)
+    net.market.agreement(agreement_id)
+    return respond(
+        [a.id for a in net.exeunits.activities.values() if a.agreement_id == agreement_id]
+    )
+
+
+async def exec_script(request: web.Request) -> web.Response:
+    net = network(request)
+    activity = net.exeunits.get(request.match_info["activity_id"])
+    data = await body_object(request)
+    if "text" not in data:
+        raise BadRequest("Json deserialize error: missing field `text`")
+    await net.gate(activity.provider)
+    net.exeunits.live(activity.id)
+    batch_id = net.exeunits.exec(activity, data["text"])
+    return respond(batch_id)
+
+
+async def batch_results(request: web.Request) -> web.StreamResponse:
+    net = network(request)
+    activity = net.exeunits.get(request.match_info["activity_id"])
+    batch_id = request.match_info["batch_id"]
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        net.exeunits.live(activity.id)
+        net.exeunits.batch(activity, batch_id)
+        return await _stream(request, activity, batch_id)
+    timeout = query_timeout(request, 0.0, MAX_RESULTS_WAIT)
+    command_index = query_int(request, "commandIndex", None, low=0)
+    await net.gate(activity.provider)
+    net.exeunits.live(activity.id)
+    results = await net.exeunits.results(activity, batch_id, timeout, command_index)
+    return respond(results)
+
+
+async def _stream(request: web.Request, activity, batch_id: str) -> web.StreamResponse:
+    """Server-sent events in yagna's framing: ``event: runtime``, ``data:``, ``id:``."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    sequence = 0
+    async for event in network(request).exeunits.stream(activity, batch_id):
+        frame = f"event: runtime\ndata: {json.dumps(event)}\nid: {sequence}\n\n"
+        await response.write(frame.encode())
+        sequence += 1
+    await response.write_eof()
+    return response
+
+
+async def destroy_activity(request: web.Request) -> web.Response:
+    net = network(request)
+    activity = net.exeunits.get(request.match_info["activity_id"])
+    query_timeout(request, 5.0, 60.0)
+    if activity.alive:
+        await net.gate(activity.provider)
+        net.destroy_activity(activity)
+    return respond(None)
+
+
+async def activity_state(request: web.Request) -> web.Response:
+    net = network(request)
+    activity = net.exeunits.get(request.match_info["activity_id"])
+    if activity.alive:
+        await net.gate(activity.provider)
+    return respond(activity.state_json())
+
+
+async def activity_usage(request: web.Request) -> web.Response:
+    net = network(request)
+    activity = net.exeunits.get(request.match_info["activity_id"])
+    if activity.alive:
+        await net.gate(activity.provider)
+    return respond({"currentUsage": net.exeunits.usage(activity), "timestamp": int(time.time())})
+
+
+async def activity_agreement(request: web.Request) -> web.Response:
+    activity = network(request).exeunits.get(request.match_info["activity_id"])
+    return respond(activity.agreement_id)
+
+
+async def running_command(request: web.Request) -> web.Response:
+    net = network(request)
+    activity = net.exeunits.live(request.match_info["activity_id"])
+    running = []
+    for batch in activity.batches.values():
+        if batch.done:
+            continue
+        for index, state in enumerate(batch.states):
+            if state.result is None:
+                command = batch.commands[index]
+                params = [command.args.get("entry_point", ""), *command.args.get("args", [])]
+                running.append(
+                    {
+                        "batchId": batch.id,
+                        "command": command.name,
+                        "params": [p for p in params if p] if command.name == "run" else [],
+                    }
+                )
+    return respond(running)
+
+
+def routes() -> list[web.RouteDef]:
+    p = PREFIX
+    activity = p + "/activity/{activity_id}"
+    return [
+        web.post(p + "/activity", create_activity),
+        web.get(p + "/activity", list_activities),
+        web.post(activity + "/exec", exec_script),
+        web.get(activity + "/exec/{batch_id}", batch_results),
+        web.delete(activity, destroy_activity),
+        web.get(activity + "/state", activity_state),
+        web.get(activity + "/usage", activity_usage),
+        web.get(activity + "/agreement", activity_agreement),
+        web.get(activity + "/command", running_command),
+    ]

@@ -1,0 +1,191 @@
+"""Market API routes (``/market-api/v1``), requestor side."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from golem_tasks.devnet.clock import parse_timestamp
+from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.rest import (
+    body_json,
+    body_object,
+    network,
+    no_content,
+    query_max_events,
+    query_timeout,
+    query_timestamp,
+    reason_body,
+    respond,
+)
+
+PREFIX = "/market-api/v1"
+AGREEMENT_STATES = frozenset(
+    {"Proposal", "Pending", "Cancelled", "Rejected", "Approved", "Expired", "Terminated"}
+)
+#: Longest hold of a long-poll, whatever the client asks (golem-core gives up after 16 s).
+MAX_POLL = 60.0
+MAX_APPROVAL_WAIT = 15.0
+
+
+def _demand_offer(data: dict) -> tuple[dict, str]:
+    properties = data.get("properties")
+    constraints = data.get("constraints")
+    if not isinstance(properties, dict):
+        raise BadRequest("Json deserialize error: missing field `properties` (an object)")
+    if not isinstance(constraints, str):
+        raise BadRequest("Json deserialize error: missing field `constraints` (a string)")
+    return properties, constraints
+
+
+async def subscribe_demand(request: web.Request) -> web.Response:
+    properties, constraints = _demand_offer(await body_object(request))
+    demand = network(request).market.subscribe(properties, constraints)
+    return respond(demand.id, status=201)
+
+
+async def get_demands(request: web.Request) -> web.Response:
+    return respond([d.to_json() for d in network(request).market.active_demands()])
+
+
+async def unsubscribe_demand(request: web.Request) -> web.Response:
+    network(request).market.unsubscribe(request.match_info["subscription_id"])
+    return no_content()
+
+
+async def collect_offers(request: web.Request) -> web.Response:
+    timeout = query_timeout(request, 5.0, MAX_POLL)
+    max_events = query_max_events(request)
+    events = await network(request).market.collect(
+        request.match_info["subscription_id"], timeout, max_events
+    )
+    return respond(events)
+
+
+async def get_proposal(request: web.Request) -> web.Response:
+    proposal = network(request).market.proposal(
+        request.match_info["subscription_id"], request.match_info["proposal_id"]
+    )
+    return respond(proposal.to_json())
+
+
+async def counter_proposal(request: web.Request) -> web.Response:
+    net = network(request)
+    subscription_id = request.match_info["subscription_id"]
+    proposal_id = request.match_info["proposal_id"]
+    properties, constraints = _demand_offer(await body_object(request))
+    offer = net.market.proposal(subscription_id, proposal_id)
+    await net.gate(offer.provider)
+    ours = net.market.counter(subscription_id, proposal_id, properties, constraints)
+    return respond(ours.id, status=201)
+
+
+async def reject_proposal(request: web.Request) -> web.Response:
+    reason = reason_body(await body_json(request, required=False))
+    network(request).market.reject(
+        request.match_info["subscription_id"], request.match_info["proposal_id"], reason
+    )
+    return no_content()
+
+
+async def create_agreement(request: web.Request) -> web.Response:
+    data = await body_object(request)
+    proposal_id = data.get("proposalId")
+    valid_to = data.get("validTo")
+    if not isinstance(proposal_id, str) or not proposal_id:
+        raise BadRequest("Json deserialize error: missing field `proposalId`")
+    if not isinstance(valid_to, str):
+        raise BadRequest("Json deserialize error: missing field `validTo`")
+    try:
+        valid_to_time = parse_timestamp(valid_to)
+    except ValueError:
+        raise BadRequest(
+            f"Invalid date. validTo is not an RFC 3339 date-time: {valid_to!r}"
+        ) from None
+    agreement = network(request).market.create_agreement(proposal_id, valid_to_time)
+    return respond(agreement.id, status=201)
+
+
+async def list_agreements(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in AGREEMENT_STATES:
+        raise BadRequest(f"Query deserialize error: unknown agreement state {state!r}")
+    entries = network(request).market.list_agreements(
+        request.query.get("appSessionId"),
+        state,
+        query_timestamp(request, "afterDate"),
+        query_timestamp(request, "beforeDate"),
+    )
+    return respond(entries)
+
+
+async def get_agreement(request: web.Request) -> web.Response:
+    agreement = network(request).market.agreement(request.match_info["agreement_id"])
+    return respond(agreement.to_json())
+
+
+async def confirm_agreement(request: web.Request) -> web.Response:
+    net = network(request)
+    agreement = net.market.agreement(request.match_info["agreement_id"])
+    await net.gate(agreement.provider)
+    net.market.confirm(agreement.id, request.query.get("appSessionId"))
+    return no_content()
+
+
+async def wait_for_approval(request: web.Request) -> web.Response:
+    timeout = query_timeout(request, 5.0, MAX_APPROVAL_WAIT)
+    await network(request).market.wait_for_approval(request.match_info["agreement_id"], timeout)
+    return no_content()
+
+
+async def cancel_agreement(request: web.Request) -> web.Response:
+    reason = reason_body(await body_json(request, required=False))
+    network(request).market.cancel(request.match_info["agreement_id"], reason)
+    return no_content()
+
+
+async def terminate_agreement(request: web.Request) -> web.Response:
+    net = network(request)
+    reason = reason_body(await body_json(request, required=False))
+    agreement = net.market.agreement(request.match_info["agreement_id"])
+    if agreement.state == "Approved":
+        await net.gate(agreement.provider)
+    net.market.terminate(agreement.id, reason)
+    return no_content()
+
+
+async def termination_reason(request: web.Request) -> web.Response:
+    return respond(network(request).market.termination_reason(request.match_info["agreement_id"]))
+
+
+async def agreement_events(request: web.Request) -> web.Response:
+    timeout = query_timeout(request, 5.0, MAX_POLL)
+    max_events = query_max_events(request)
+    after = query_timestamp(request, "afterTimestamp")
+    events = await network(request).market.agreement_events.poll(
+        after, request.query.get("appSessionId"), max_events, timeout
+    )
+    return respond(events)
+
+
+def routes() -> list[web.RouteDef]:
+    p = PREFIX
+    sub = p + "/demands/{subscription_id}"
+    agreement = p + "/agreements/{agreement_id}"
+    return [
+        web.post(p + "/demands", subscribe_demand),
+        web.get(p + "/demands", get_demands),
+        web.delete(sub, unsubscribe_demand),
+        web.get(sub + "/events", collect_offers),
+        web.get(sub + "/proposals/{proposal_id}", get_proposal),
+        web.post(sub + "/proposals/{proposal_id}", counter_proposal),
+        web.post(sub + "/proposals/{proposal_id}/reject", reject_proposal),
+        web.post(p + "/agreements", create_agreement),
+        web.get(p + "/agreements", list_agreements),
+        web.get(agreement, get_agreement),
+        web.post(agreement + "/confirm", confirm_agreement),
+        web.post(agreement + "/wait", wait_for_approval),
+        web.post(agreement + "/cancel", cancel_agreement),
+        web.post(agreement + "/terminate", terminate_agreement),
+        web.post(agreement + "/terminate/reason", termination_reason),
+        web.get(p + "/agreementEvents", agreement_events),
+    ]

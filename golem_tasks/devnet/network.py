@@ -1,0 +1,217 @@
+"""The simulated network as a whole: providers, market, exe-units and payments, wired.
+
+This is where the parts react to each other the way a real provider node does: an approved
+agreement lets activities be created; every activity sends debit notes at the negotiated
+interval with the cost of its measured usage; a debit note left unaccepted past its
+deadline, a rejected document, a crashed exe-unit or an expired agreement makes the
+provider terminate; every terminated agreement is followed by an invoice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from golem_tasks.devnet.activity import Activity, ExeUnits
+from golem_tasks.devnet.clock import Clock
+from golem_tasks.devnet.errors import ApiError, BadRequest, NotFound
+from golem_tasks.devnet.market import Agreement, Market
+from golem_tasks.devnet.payment import DebitNote, Document, Payments
+from golem_tasks.devnet.platform import PaymentPlatform
+from golem_tasks.devnet.profile import Profile
+from golem_tasks.devnet.providers import (
+    ACCEPT_TIMEOUT,
+    DEBIT_NOTE_INTERVAL,
+    PAYMENT_TIMEOUT,
+    Provider,
+    build_providers,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    """Negotiated payment terms of one agreement (simulated seconds)."""
+
+    debit_note_interval: float
+    payment_timeout: float | None
+    accept_timeout: float | None
+
+
+class Network:
+    """Everything behind the REST API of one devnet."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        seed: int,
+        clock: Clock,
+        platform: PaymentPlatform,
+        workdir: Path | None = None,
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.platform = platform
+        self.requestor_id = f"0x{random.Random(f'requestor:{seed}').getrandbits(160):040x}"
+        self.providers: list[Provider] = build_providers(profile.expand(), seed, platform)
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="golem-devnet-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.market = Market(clock, self.providers, self.requestor_id)
+        self.exeunits = ExeUnits(clock, self.workdir)
+        self.payments = Payments(clock, self.requestor_id, platform)
+        self.market.hooks.ended = self._agreement_ended
+        self.exeunits.on_crash = self._activity_crashed
+        self.payments.on_rejected = self._document_rejected
+        self._activities_of: dict[str, list[Activity]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.exeunits.close()
+        if self._own_workdir:
+            await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    def identity(self) -> dict[str, Any]:
+        return {"identity": self.requestor_id, "name": "devnet-requestor", "role": "manager"}
+
+    # ------------------------------------------------------------------ faults
+    async def gate(self, provider: Provider) -> None:
+        """Latency and injected failures of calls that travel to ``provider``."""
+        faults = provider.faults
+        if faults.api_latency_sec > 0:
+            await asyncio.sleep(faults.api_latency_sec)
+        if provider.chance(faults.error_rate):
+            raise ApiError(
+                f"GSB error: remote service at /net/{provider.node_id} failed: "
+                "connection reset (devnet fault: error_rate)",
+                status=faults.error_status,
+            )
+
+    # ------------------------------------------------------------------ activities
+    def create_activity(self, agreement_id: str) -> Activity:
+        agreement = self.market.agreements.get(agreement_id)
+        if agreement is None:
+            raise NotFound(f"Agreement [{agreement_id}] not found")
+        if agreement.state != "Approved":
+            raise BadRequest(
+                f"Agreement {agreement_id} is not Approved. Current state: {agreement.state}"
+            )
+        activity = self.exeunits.create(agreement_id, agreement.provider)
+        self._activities_of.setdefault(agreement_id, []).append(activity)
+        self._spawn(self._debit_notes(activity, agreement))
+        return activity
+
+    def destroy_activity(self, activity: Activity) -> None:
+        self.exeunits.terminate(activity)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _activity_crashed(self, activity: Activity) -> None:
+        agreement = self.market.agreements.get(activity.agreement_id)
+        if agreement is not None and agreement.state == "Approved":
+            self.market.terminate(
+                agreement.id,
+                {
+                    "message": f"Activity {activity.id} crashed: ExeUnit terminated unexpectedly",
+                    "golem.provider.code": "ActivityCrashed",
+                },
+                terminator="Provider",
+            )
+
+    # ------------------------------------------------------------------ payments
+    @staticmethod
+    def terms(agreement: Agreement) -> PaymentTerms:
+        offer = agreement.offer_proposal.properties
+        interval = offer.get(DEBIT_NOTE_INTERVAL) or agreement.provider.spec.debit_note_interval_sec
+        timeout = offer.get(PAYMENT_TIMEOUT)
+        accept = offer.get(ACCEPT_TIMEOUT)
+        return PaymentTerms(
+            debit_note_interval=float(interval),
+            payment_timeout=float(timeout) if timeout else None,
+            accept_timeout=float(accept) if accept else None,
+        )
+
+    def cost(self, activity: Activity) -> tuple[Decimal, list[float]]:
+        usage = self.exeunits.usage(activity)
+        return activity.provider.cost(usage), usage
+
+    async def _debit_notes(self, activity: Activity, agreement: Agreement) -> None:
+        terms = self.terms(agreement)
+        while True:
+            await self.clock.sleep(terms.debit_note_interval)
+            if not activity.alive or agreement.state != "Approved":
+                return
+            amount, usage = self.cost(activity)
+            note = self.payments.issue_debit_note(
+                agreement_id=agreement.id,
+                activity_id=activity.id,
+                issuer_id=agreement.provider.node_id,
+                amount=amount,
+                usage=usage,
+                payment_timeout=terms.payment_timeout,
+                session=agreement.app_session_id,
+            )
+            deadlines = [terms.accept_timeout]
+            if note.due is not None:
+                deadlines.append(terms.payment_timeout)
+            chosen = [d for d in deadlines if d]
+            if chosen:
+                asyncio.get_running_loop().call_later(
+                    self.clock.real_seconds(min(chosen)), self._check_paid, note, agreement
+                )
+
+    def _check_paid(self, note: DebitNote, agreement: Agreement) -> None:
+        if note.status in ("ACCEPTED", "SETTLED") or agreement.state != "Approved":
+            return
+        logger.info("agreement %s: debit note %s not accepted in time", agreement.id, note.id)
+        self.market.terminate(
+            agreement.id,
+            {
+                "message": f"Debit note {note.id} was not accepted in time",
+                "golem.provider.code": "DebitNoteNotAccepted",
+            },
+            terminator="Provider",
+        )
+
+    def _document_rejected(self, document: Document) -> None:
+        agreement = self.market.agreements.get(document.agreement_id)
+        if agreement is not None and agreement.state == "Approved":
+            self.market.terminate(
+                agreement.id,
+                {
+                    "message": f"Requestor rejected debit note {document.id}",
+                    "golem.provider.code": "DebitNoteRejected",
+                },
+                terminator="Provider",
+            )
+
+    def _agreement_ended(self, agreement: Agreement) -> None:
+        """The provider stops every activity of the agreement and invoices the total."""
+        activities = self._activities_of.get(agreement.id, [])
+        total = Decimal(0)
+        for activity in activities:
+            self.exeunits.terminate(activity, reason="Agreement terminated")
+            total += self.cost(activity)[0]
+        self.payments.issue_invoice(
+            agreement_id=agreement.id,
+            activity_ids=[a.id for a in activities],
+            issuer_id=agreement.provider.node_id,
+            amount=total,
+            payment_timeout=self.terms(agreement).payment_timeout,
+            session=agreement.app_session_id,
+        )

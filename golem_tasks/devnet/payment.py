@@ -1,0 +1,542 @@
+"""Payments: the requestor's account, allocations, debit notes, invoices and their events.
+
+Acceptance follows yagna's rules: the accepted amount must equal the document's amount, only
+the part not accepted before is spent (debit notes are cumulative per activity, an invoice
+covers its whole agreement), and an allocation never pays more than it has left
+("Not enough funds"). The devnet settles accepted payments at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from golem_tasks.devnet.clock import Clock, isoformat, parse_timestamp
+from golem_tasks.devnet.errors import BadRequest, Gone, NotFound
+from golem_tasks.devnet.events import EventLog
+from golem_tasks.devnet.platform import PaymentPlatform
+
+logger = logging.getLogger(__name__)
+
+WEI = Decimal(10) ** -18
+REJECTION_REASONS = frozenset({"UNSOLICITED_SERVICE", "BAD_SERVICE", "INCORRECT_AMOUNT"})
+#: Payment due date of an invoice when no payment timeout was negotiated.
+DEFAULT_INVOICE_DUE = timedelta(days=1)
+
+
+def amount_text(value: Decimal) -> str:
+    """A GLM amount as yagna prints it: plain decimal, at most 18 places, no trailing zeros."""
+    quantized = value.quantize(WEI, rounding=ROUND_HALF_UP)
+    text = format(quantized, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def parse_amount(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadRequest(f"{what} must be a decimal amount")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise BadRequest(f"{what} is not a decimal number: {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise BadRequest(f"{what} must be a non-negative number")
+    return amount
+
+
+@dataclass(eq=False)
+class Allocation:
+    id: str
+    address: str
+    platform: str
+    total: Decimal
+    timestamp: datetime
+    timeout: datetime | None
+    spent: Decimal = Decimal(0)
+    released: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.total - self.spent
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "allocationId": self.id,
+            "address": self.address,
+            "paymentPlatform": self.platform,
+            "totalAmount": amount_text(self.total),
+            "spentAmount": amount_text(self.spent),
+            "remainingAmount": amount_text(self.remaining),
+            "timestamp": isoformat(self.timestamp),
+            "makeDeposit": False,
+        }
+        if self.timeout is not None:
+            body["timeout"] = isoformat(self.timeout)
+        return body
+
+
+@dataclass(eq=False)
+class Document:
+    """What debit notes and invoices share: parties, amount, status."""
+
+    id: str
+    agreement_id: str
+    issuer_id: str
+    payee_addr: str
+    timestamp: datetime
+    amount: Decimal
+    due: datetime | None
+    session: str | None
+    status: str = "RECEIVED"
+
+
+@dataclass(eq=False)
+class DebitNote(Document):
+    activity_id: str = ""
+    previous_id: str | None = None
+    usage: list[float] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Invoice(Document):
+    activity_ids: list[str] = field(default_factory=list)
+
+
+class Payments:
+    """The requestor's side of payments in one devnet."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        requestor_id: str,
+        platform: PaymentPlatform,
+        balance: Decimal = Decimal(1000),
+    ) -> None:
+        self.clock = clock
+        self.requestor_id = requestor_id
+        self.platform = platform
+        self.balance = balance
+        self.allocations: dict[str, Allocation] = {}
+        self.debit_notes: dict[str, DebitNote] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.debit_note_events = EventLog()
+        self.invoice_events = EventLog()
+        self.payments = EventLog()
+        self._accepted_activity: dict[str, Decimal] = {}
+        self._accepted_agreement: dict[str, Decimal] = {}
+        self._last_note: dict[str, str] = {}
+        self._invoice_of: dict[str, str] = {}
+        #: Called when the requestor rejects a document, so the provider can react.
+        self.on_rejected: Callable[[Document], None] = lambda document: None
+
+    # ------------------------------------------------------------------ accounts
+    def accounts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "platform": self.platform.name,
+                "address": self.requestor_id,
+                "driver": self.platform.driver,
+                "network": self.platform.network,
+                "token": self.platform.token,
+                "send": True,
+                "receive": False,
+            }
+        ]
+
+    # ------------------------------------------------------------------ allocations
+    def create_allocation(self, body: Mapping[str, Any]) -> Allocation:
+        total = parse_amount(body.get("totalAmount"), "totalAmount")
+        platform = self._platform_of(body.get("paymentPlatform"))
+        address = body.get("address") or self.requestor_id
+        if not isinstance(address, str) or address.lower() != self.requestor_id.lower():
+            raise BadRequest(f"Account {address} not registered on platform {platform}")
+        now = self.clock.now()
+        timeout = self._timeout_of(body.get("timeout"), now)
+        reserved = sum(
+            (a.remaining for a in self.allocations.values() if not a.released), Decimal(0)
+        )
+        if total > self.balance - reserved:
+            raise BadRequest(
+                "Insufficient funds to make allocation. Top up your account or release all "
+                "existing allocations to unlock the funds via `yagna payment release-allocations`"
+                f" (available {amount_text(self.balance - reserved)} {self.platform.token}, "
+                f"requested {amount_text(total)})"
+            )
+        allocation = Allocation(
+            id=str(uuid.uuid4()),
+            address=self.requestor_id,
+            platform=platform,
+            total=total,
+            timestamp=now,
+            timeout=timeout,
+        )
+        self.allocations[allocation.id] = allocation
+        self._schedule_release(allocation, now)
+        return allocation
+
+    def _platform_of(self, value: Any) -> str:
+        if value is None:
+            return self.platform.name
+        if isinstance(value, str):
+            name = value.lower()
+        elif isinstance(value, Mapping):
+            driver = str(value.get("driver") or self.platform.driver).lower()
+            network = str(value.get("network") or self.platform.network).lower()
+            token = str(value.get("token") or PaymentPlatform(driver, network).token).lower()
+            name = f"{driver}-{network}-{token}"
+        else:
+            raise BadRequest("paymentPlatform must be a string or an object")
+        if name != self.platform.name:
+            raise BadRequest(
+                f"Payment platform {name} is not available on this node; use {self.platform.name}"
+            )
+        return name
+
+    def _timeout_of(self, value: Any, now: datetime) -> datetime | None:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise BadRequest("timeout must be an RFC 3339 date-time")
+        try:
+            timeout = parse_timestamp(value)
+        except ValueError:
+            raise BadRequest(f"timeout is not an RFC 3339 date-time: {value!r}") from None
+        if timeout <= now:
+            raise BadRequest("Allocation timeout is in the past")
+        return timeout
+
+    def _schedule_release(self, allocation: Allocation, now: datetime) -> None:
+        if allocation.timer is not None:
+            allocation.timer.cancel()
+            allocation.timer = None
+        if allocation.timeout is not None:
+            when = self.clock.deadline(allocation.timeout, now)
+            allocation.timer = asyncio.get_running_loop().call_at(
+                when, self._expire_allocation, allocation
+            )
+
+    def _expire_allocation(self, allocation: Allocation) -> None:
+        if not allocation.released:
+            logger.info("allocation %s reached its timeout and was released", allocation.id)
+            allocation.released = True
+
+    def allocation(self, allocation_id: str) -> Allocation:
+        allocation = self.allocations.get(allocation_id)
+        if allocation is None:
+            raise NotFound(f"Allocation {allocation_id} not found")
+        if allocation.released:
+            raise NotFound(f"Allocation {allocation_id} has been already released")
+        return allocation
+
+    def list_allocations(self) -> list[Allocation]:
+        return [a for a in self.allocations.values() if not a.released]
+
+    def amend_allocation(self, allocation_id: str, body: Mapping[str, Any]) -> Allocation:
+        allocation = self.allocation(allocation_id)
+        now = self.clock.now()
+        total = allocation.total
+        if body.get("totalAmount") is not None:
+            total = parse_amount(body["totalAmount"], "totalAmount")
+        if total < allocation.spent:
+            raise BadRequest("New allocation would be smaller than the already spent amount")
+        timeout = allocation.timeout
+        if body.get("timeout") is not None:
+            timeout = self._timeout_of(body["timeout"], now)
+        others = sum(
+            (
+                a.remaining
+                for a in self.allocations.values()
+                if not a.released and a is not allocation
+            ),
+            Decimal(0),
+        )
+        if total - allocation.spent > self.balance - others:
+            raise BadRequest("Insufficient funds to make allocation.")
+        allocation.total = total
+        allocation.timeout = timeout
+        self._schedule_release(allocation, now)
+        return allocation
+
+    def release_allocation(self, allocation_id: str) -> None:
+        allocation = self.allocations.get(allocation_id)
+        if allocation is None:
+            raise NotFound(f"Allocation {allocation_id} not found")
+        if allocation.released:
+            raise Gone(f"Allocation {allocation_id} has been already released")
+        allocation.released = True
+        if allocation.timer is not None:
+            allocation.timer.cancel()
+
+    def decorations(self, allocation_ids: Sequence[str]) -> dict[str, Any]:
+        allocations = []
+        for allocation_id in allocation_ids:
+            allocation = self.allocations.get(allocation_id)
+            if allocation is None or allocation.released:
+                raise NotFound(f"Allocation {allocation_id} not found")
+            allocations.append(allocation)
+        properties = [
+            {"key": f"golem.com.payment.platform.{a.platform}.address", "value": a.address}
+            for a in allocations
+        ]
+        keys = sorted({item["key"] for item in properties})
+        platform_clause = "(|" + "".join(f"({key}=*)" for key in keys) + ")"
+        properties.append({"key": "golem.com.payment.protocol.version", "value": "3"})
+        return {
+            "properties": properties,
+            "constraints": [platform_clause, "(golem.com.payment.protocol.version>1)"],
+        }
+
+    # ------------------------------------------------------------------ documents in
+    def issue_debit_note(
+        self,
+        agreement_id: str,
+        activity_id: str,
+        issuer_id: str,
+        amount: Decimal,
+        usage: list[float],
+        payment_timeout: float | None,
+        session: str | None,
+    ) -> DebitNote:
+        now = self.clock.event_time()
+        note = DebitNote(
+            id=str(uuid.uuid4()),
+            agreement_id=agreement_id,
+            issuer_id=issuer_id,
+            payee_addr=issuer_id,
+            timestamp=now,
+            amount=amount.quantize(WEI, rounding=ROUND_HALF_UP),
+            due=now + timedelta(seconds=payment_timeout) if payment_timeout else None,
+            session=session,
+            activity_id=activity_id,
+            previous_id=self._last_note.get(activity_id),
+            usage=list(usage),
+        )
+        self._last_note[activity_id] = note.id
+        self.debit_notes[note.id] = note
+        self._document_event(note, "DebitNoteReceivedEvent", now)
+        return note
+
+    def issue_invoice(
+        self,
+        agreement_id: str,
+        activity_ids: list[str],
+        issuer_id: str,
+        amount: Decimal,
+        payment_timeout: float | None,
+        session: str | None,
+    ) -> Invoice:
+        now = self.clock.event_time()
+        due = now + (timedelta(seconds=payment_timeout) if payment_timeout else DEFAULT_INVOICE_DUE)
+        invoice = Invoice(
+            id=str(uuid.uuid4()),
+            agreement_id=agreement_id,
+            issuer_id=issuer_id,
+            payee_addr=issuer_id,
+            timestamp=now,
+            amount=amount.quantize(WEI, rounding=ROUND_HALF_UP),
+            due=due,
+            session=session,
+            activity_ids=list(activity_ids),
+        )
+        self.invoices[invoice.id] = invoice
+        self._invoice_of[agreement_id] = invoice.id
+        self._document_event(invoice, "InvoiceReceivedEvent", now)
+        return invoice
+
+    def _document_event(
+        self, document: Document, event_type: str, date: datetime | None = None, **extra: Any
+    ) -> None:
+        date = date or self.clock.event_time()
+        key = "debitNoteId" if isinstance(document, DebitNote) else "invoiceId"
+        body = {"eventType": event_type, "eventDate": isoformat(date), key: document.id, **extra}
+        log = self.debit_note_events if isinstance(document, DebitNote) else self.invoice_events
+        log.append(date, document.session, body)
+
+    # ------------------------------------------------------------------ documents out
+    def debit_note_json(self, note: DebitNote) -> dict[str, Any]:
+        body = self._document_json(note)
+        body.update(
+            debitNoteId=note.id,
+            activityId=note.activity_id,
+            totalAmountDue=amount_text(note.amount),
+            usageCounterVector=note.usage,
+        )
+        if note.previous_id is not None:
+            body["previousDebitNoteId"] = note.previous_id
+        if note.due is not None:
+            body["paymentDueDate"] = isoformat(note.due)
+        return body
+
+    def invoice_json(self, invoice: Invoice) -> dict[str, Any]:
+        body = self._document_json(invoice)
+        body.update(
+            invoiceId=invoice.id,
+            activityIds=invoice.activity_ids,
+            amount=amount_text(invoice.amount),
+            paymentDueDate=isoformat(invoice.due or invoice.timestamp),
+        )
+        return body
+
+    def _document_json(self, document: Document) -> dict[str, Any]:
+        return {
+            "issuerId": document.issuer_id,
+            "recipientId": self.requestor_id,
+            "payeeAddr": document.payee_addr,
+            "payerAddr": self.requestor_id,
+            "paymentPlatform": self.platform.name,
+            "timestamp": isoformat(document.timestamp),
+            "agreementId": document.agreement_id,
+            "status": document.status,
+        }
+
+    def debit_note(self, note_id: str) -> DebitNote:
+        note = self.debit_notes.get(note_id)
+        if note is None:
+            raise NotFound(f"Debit note {note_id} not found")
+        return note
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise NotFound(f"Invoice {invoice_id} not found")
+        return invoice
+
+    @staticmethod
+    def listed(documents: Sequence[Document], after: datetime | None, max_items: int) -> list:
+        chosen = [d for d in documents if after is None or d.timestamp > after]
+        chosen.sort(key=lambda d: d.timestamp)
+        return chosen[:max_items]
+
+    # ------------------------------------------------------------------ acceptance
+    def _paying_allocation(self, allocation_id: Any, needed: Decimal) -> Allocation:
+        if not isinstance(allocation_id, str) or not allocation_id:
+            raise BadRequest("allocationId is required")
+        allocation = self.allocations.get(allocation_id)
+        if allocation is None:
+            raise BadRequest(f"Allocation {allocation_id} not found")
+        if allocation.released:
+            raise BadRequest(f"Allocation {allocation_id} has been already released")
+        if needed > allocation.remaining:
+            raise BadRequest(
+                f"Not enough funds. Allocated: {amount_text(allocation.remaining)} "
+                f"Needed: {amount_text(needed)}"
+            )
+        return allocation
+
+    def accept_debit_note(self, note_id: str, body: Mapping[str, Any]) -> None:
+        note = self.debit_note(note_id)
+        accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
+        if accepted != note.amount:
+            raise BadRequest("Invalid amount accepted")
+        if note.status in ("ACCEPTED", "SETTLED"):
+            return
+        if note.status == "CANCELLED":
+            raise BadRequest("Debit note cancelled")
+        invoice_id = self._invoice_of.get(note.agreement_id)
+        if invoice_id is not None and self.invoices[invoice_id].status != "RECEIVED":
+            return  # the invoice already settled the agreement
+        before = self._accepted_activity.get(note.activity_id, Decimal(0))
+        to_pay = max(Decimal(0), note.amount - before)
+        allocation = self._paying_allocation(body.get("allocationId"), to_pay)
+        self._spend(allocation, to_pay, note)
+        self._accepted_activity[note.activity_id] = max(before, note.amount)
+        note.status = "ACCEPTED"
+        self._document_event(note, "DebitNoteAcceptedEvent")
+
+    def accept_invoice(self, invoice_id: str, body: Mapping[str, Any]) -> None:
+        invoice = self.invoice(invoice_id)
+        accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
+        if accepted != invoice.amount:
+            raise BadRequest("Invalid amount accepted")
+        if invoice.status in ("ACCEPTED", "SETTLED"):
+            return
+        if invoice.status == "CANCELLED":
+            raise BadRequest("Invoice cancelled")
+        before = self._accepted_agreement.get(invoice.agreement_id, Decimal(0))
+        if invoice.amount < before:
+            raise BadRequest(
+                "Invoice is smaller than agreement.total_amount_accepted. "
+                f"invoice_id={invoice.id}, invoice_amount={amount_text(invoice.amount)}, "
+                f"total_amount_accepted={amount_text(before)}"
+            )
+        to_pay = invoice.amount - before
+        allocation = self._paying_allocation(body.get("allocationId"), to_pay)
+        self._spend(allocation, to_pay, invoice)
+        invoice.status = "ACCEPTED"
+        self._document_event(invoice, "InvoiceAcceptedEvent")
+
+    def _spend(self, allocation: Allocation, amount: Decimal, document: Document) -> None:
+        if amount <= 0:
+            return
+        allocation.spent += amount
+        self.balance -= amount
+        self._accepted_agreement[document.agreement_id] = (
+            self._accepted_agreement.get(document.agreement_id, Decimal(0)) + amount
+        )
+        date = self.clock.event_time()
+        is_note = isinstance(document, DebitNote)
+        payment = {
+            "paymentId": str(uuid.uuid4()),
+            "payerId": self.requestor_id,
+            "payeeId": document.issuer_id,
+            "payerAddr": self.requestor_id,
+            "payeeAddr": document.payee_addr,
+            "paymentPlatform": self.platform.name,
+            "amount": amount_text(amount),
+            "timestamp": isoformat(date),
+            "agreementPayments": []
+            if is_note
+            else [
+                {
+                    "agreementId": document.agreement_id,
+                    "amount": amount_text(amount),
+                    "allocationId": allocation.id,
+                }
+            ],
+            "activityPayments": [
+                {
+                    "activityId": document.activity_id,  # type: ignore[attr-defined]
+                    "amount": amount_text(amount),
+                    "allocationId": allocation.id,
+                }
+            ]
+            if is_note
+            else [],
+            "details": "",
+        }
+        self.payments.append(date, document.session, payment)
+
+    def reject(self, document: Document, body: Mapping[str, Any]) -> None:
+        reason = body.get("rejectionReason")
+        if reason not in REJECTION_REASONS:
+            raise BadRequest(
+                "rejectionReason must be one of " + ", ".join(sorted(REJECTION_REASONS))
+            )
+        parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
+        message = body.get("message")
+        if message is not None and not isinstance(message, str):
+            raise BadRequest("message must be a string")
+        if document.status in ("ACCEPTED", "SETTLED"):
+            raise BadRequest("An accepted document cannot be rejected")
+        if document.status == "REJECTED":
+            return
+        document.status = "REJECTED"
+        rejection = {
+            key: body[key]
+            for key in ("rejectionReason", "totalAmountAccepted", "message")
+            if key in body
+        }
+        kind = "DebitNote" if isinstance(document, DebitNote) else "Invoice"
+        self._document_event(document, f"{kind}RejectedEvent", rejection=rejection)
+        self.on_rejected(document)
+
+    def accepted_for_activity(self, activity_id: str) -> Decimal:
+        return self._accepted_activity.get(activity_id, Decimal(0))

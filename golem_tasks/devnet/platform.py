@@ -1,0 +1,32 @@
+"""The payment platform the devnet pretends to use (driver, network, token)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: Networks whose token is real GLM; every other network pays in test GLM.
+MAINNETS = frozenset({"mainnet", "polygon"})
+
+
+@dataclass(frozen=True)
+class PaymentPlatform:
+    driver: str = "erc20"
+    network: str = "holesky"
+
+    @property
+    def token(self) -> str:
+        return "GLM" if self.network in MAINNETS else "tGLM"
+
+    @property
+    def name(self) -> str:
+        """yagna's platform string, e.g. ``erc20-holesky-tglm``."""
+        return f"{self.driver}-{self.network}-{self.token.lower()}"
+
+    @classmethod
+    def from_env(cls, network: str | None = None, driver: str | None = None) -> PaymentPlatform:
+        """Explicit values, else ``YAGNA_PAYMENT_NETWORK`` / ``YAGNA_PAYMENT_DRIVER``."""
+        return cls(
+            driver=(driver or os.environ.get("YAGNA_PAYMENT_DRIVER") or "erc20").lower(),
+            network=(network or os.environ.get("YAGNA_PAYMENT_NETWORK") or "holesky").lower(),
+        )
