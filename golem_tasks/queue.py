@@ -22,7 +22,7 @@ DRIVE_JOB = "golem_tasks.drive_activity"
 #: The queue shared by every run whose tasks any worker can run.
 DEFAULT_QUEUE = "golem-tasks"
 #: Jobs whose worker has not sent a heartbeat for this long are stalled (worker died).
-STALLED_AFTER_S = 10.0
+STALLED_AFTER_S = 30.0
 WORKER_HEARTBEAT_S = 2.0
 
 LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
@@ -80,7 +80,11 @@ async def retry_stalled(app: procrastinate.App, queue: str) -> list[int]:
     for job in stalled:
         assert job.id is not None
         logger.warning("job %s stalled (its worker stopped); retrying it", job.id)
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except procrastinate.exceptions.ProcrastinateException as exc:
+            logger.info("job %s could not be retried (it just ended?): %s", job.id, exc)
+            continue
         retried.append(job.id)
     if retried:
         await app.job_manager.prune_stalled_workers(STALLED_AFTER_S)

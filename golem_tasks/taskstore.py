@@ -105,6 +105,12 @@ async def max_position(conn: psycopg.AsyncConnection, run_id: str) -> int:
     return int(row["position"])
 
 
+async def pending_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
+    """Pending tasks only: cheap even when millions are done."""
+    row = await (await conn.execute(queries.pending_count, {"run_id": run_id})).fetchone()
+    return int(row["pending"])
+
+
 async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
     row = await (await conn.execute(queries.task_counts, {"run_id": run_id})).fetchone()
     return TaskCounts(**{k: int(v) for k, v in row.items()})

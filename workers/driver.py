@@ -112,7 +112,11 @@ class ActivityDriver:
             if latest["status"] == "ready" and state == "Ready":
                 async with self.ctx.pool.connection() as conn:
                     taken = await access.one(
-                        conn, "take_over_activity", id=activity.id, worker=self.ctx.name
+                        conn,
+                        "take_over_activity",
+                        id=activity.id,
+                        worker=self.ctx.name,
+                        lease_s=self.ctx.lease_s,
                     )
                     await taskstore.release_activity(
                         conn, activity.id, "its worker stopped", count_attempt=False
@@ -134,8 +138,16 @@ class ActivityDriver:
             activity = await retrying(
                 lambda: agreement.create_activity(autoclose=False), what="create activity"
             )
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             raise ActivityFailed(f"could not create an activity: {describe(exc)}") from exc
+        # Recorded even if this job is being cancelled, so that no activity is left unknown.
+        await asyncio.shield(self._record_activity(activity))
+        self.activity = activity
+        return False
+
+    async def _record_activity(self, activity: Activity) -> None:
         async with self.ctx.pool.connection() as conn:
             await access.execute(
                 conn,
@@ -145,8 +157,6 @@ class ActivityDriver:
                 agreement_id=self.agreement_id,
                 worker=self.ctx.name,
             )
-        self.activity = activity
-        return False
 
     async def _state(self, activity: Activity) -> str:
         try:
@@ -158,12 +168,20 @@ class ActivityDriver:
     async def _setup(self) -> None:
         assert self.activity is not None
         setup = self.app.setup_activity or default_setup
+        # As `_current`, a stop request cancels a long deploy too.
+        self._current = asyncio.ensure_future(
+            asyncio.wait_for(setup(self.activity), SETUP_TIMEOUT_S + 10)
+        )
         try:
-            await asyncio.wait_for(setup(self.activity), SETUP_TIMEOUT_S + 10)
+            await self._current
         except asyncio.CancelledError:
-            raise
+            if not self._stopped.is_set():
+                raise
+            return
         except Exception as exc:
             raise ActivityFailed(f"deploy failed: {describe(exc)}") from exc
+        finally:
+            self._current = None
         async with self.ctx.pool.connection() as conn:
             await access.execute(conn, "activity_ready", id=self.activity.id)
         logger.info("activity %s ready", self.activity.id)
@@ -194,8 +212,8 @@ class ActivityDriver:
     async def _nothing_left(self) -> bool:
         async with self.ctx.pool.connection() as conn:
             run = await access.one(conn, "get_run", run_id=self.run_id)
-            counts = await taskstore.counts(conn, self.run_id)
-        return bool(run and run["feed_done"]) and counts.pending == 0
+            pending = await taskstore.pending_count(conn, self.run_id)
+        return bool(run and run["feed_done"]) and pending == 0
 
     async def _run_task(self, claim: Claim) -> bool:
         """Run one claimed task; store its result or its failure. True on success."""
@@ -284,7 +302,9 @@ class ActivityDriver:
 
     async def _give_up_agreement(self, reason: str) -> None:
         async with self.ctx.pool.connection() as conn:
-            await access.execute(conn, "request_agreement_end", id=self.agreement_id, reason=reason)
+            await access.execute(
+                conn, "request_agreement_end", id=self.agreement_id, reason=reason, avoid=True
+            )
             await access.execute(
                 conn,
                 "record_error",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from golem.node import GolemNode
 from golem.resources import Allocation
@@ -70,9 +71,20 @@ class Allocations:
         logger.info("allocation %s: %s for the hour from %s", allocation.id, self.amount, now)
         return allocation
 
+    async def release_past(self) -> None:
+        """Release the allocations of hours that ended over an hour ago: what they
+        reserved is not needed again (later documents are accepted from newer ones)."""
+        cutoff = self.clock.now() - 2 * HOUR
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
+        await self._release([row for row in rows if row["period_start"] <= cutoff])
+
     async def release_all(self) -> None:
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
+        await self._release(rows)
+
+    async def _release(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             try:
                 await self.node.allocation(row["id"]).release()

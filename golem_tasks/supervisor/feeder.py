@@ -42,6 +42,9 @@ class Feeder:
         self.window = window
         self.callables = callables
         self.poll_s = poll_s
+        #: Set once every task stored by an earlier supervisor has been walked again (so
+        #: callable tasks are registered before any worker may claim them).
+        self.replayed = asyncio.Event()
         self.exhausted = asyncio.Event()
         self.fed = 0
 
@@ -62,9 +65,15 @@ class Feeder:
             raise UserError(f"app {self.app.spec}: {exc}") from None
         return NewTask(taskstore.task_key(item, position), position, item)
 
-    async def _pending(self) -> int:
-        async with self.pool.connection() as conn:
-            return (await taskstore.counts(conn, self.run_id)).pending
+    async def _take(self, items: AsyncIterator[Any], position: int, count: int) -> list[NewTask]:
+        batch: list[NewTask] = []
+        while len(batch) < count:
+            try:
+                item = await items.__anext__()
+            except StopAsyncIteration:
+                break
+            batch.append(self._task(item, position + len(batch)))
+        return batch
 
     async def _store(self, batch: list[NewTask]) -> int:
         async with self.pool.connection() as conn:
@@ -79,31 +88,29 @@ class Feeder:
     async def run(self) -> None:
         """Keep up to ``window`` pending tasks stored until ``get_tasks`` is exhausted."""
         items: AsyncIterator[Any] = self.app.iterate_tasks(self.run_id).__aiter__()
+        async with self.pool.connection() as conn:
+            known_until = await taskstore.max_position(conn, self.run_id)
         position = 0
+        # Walk what an earlier supervisor stored, in large batches: known keys add nothing.
+        while position <= known_until:
+            batch = await self._take(items, position, min(CHUNK, known_until + 1 - position))
+            self.fed += await self._store(batch)
+            position += len(batch)
+            if len(batch) == 0:
+                break
+        self.replayed.set()
         while True:
-            room = self.window - await self._pending()
+            async with self.pool.connection() as conn:
+                room = self.window - await taskstore.pending_count(conn, self.run_id)
             if room <= 0:
                 await asyncio.sleep(self.poll_s)
                 continue
-            batch: list[NewTask] = []
-            exhausted = False
-            # Walk until `room` new tasks are found: known keys (after a restart) cost nothing.
-            while len(batch) < min(room, CHUNK):
-                try:
-                    item = await items.__anext__()
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
-                batch.append(self._task(item, position))
-                position += 1
-            added = await self._store(batch)
-            self.fed += added
-            if exhausted:
+            batch = await self._take(items, position, min(room, CHUNK))
+            position += len(batch)
+            self.fed += await self._store(batch)
+            if len(batch) < min(room, CHUNK):
                 async with self.pool.connection() as conn:
                     await access.execute(conn, "set_feed_done", run_id=self.run_id, done=True)
                 logger.info("get_tasks() exhausted after %d tasks", position)
                 self.exhausted.set()
                 return
-            if added == 0 and batch:
-                continue  # all known already: keep walking without waiting
-            await asyncio.sleep(0 if added < room else self.poll_s)

@@ -37,6 +37,10 @@ DEBIT_NOTE_ACCEPT_TIMEOUT_S = 240
 #: Without offers, a fresh demand is published at most this often to meet providers again.
 RESUBSCRIBE_EVERY_S = 30.0
 MAX_PARALLEL_NEGOTIATIONS = 10
+STARVED_WARNING_S = 60.0
+PROP_ACCEPT_TIMEOUT = "golem.com.payment.debit-notes.accept-timeout?"
+PROP_DEBIT_NOTE_INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PROP_PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
 
 
 @dataclass
@@ -64,6 +68,9 @@ class Market:
         allocations: Allocations,
         limits: PriceLimits,
         demand_ttl_s: float,
+        agreement_lifetime_s: float,
+        debit_note_interval_s: int,
+        payment_timeout_s: int,
         clock: Clock,
         on_agreement: Callable[[str], Awaitable[None]],
     ) -> None:
@@ -75,6 +82,11 @@ class Market:
         self.allocations = allocations
         self.limits = limits
         self.demand_ttl = timedelta(seconds=demand_ttl_s)
+        self.agreement_lifetime = timedelta(seconds=agreement_lifetime_s)
+        self.payment_terms = {
+            PROP_DEBIT_NOTE_INTERVAL: debit_note_interval_s,
+            PROP_PAYMENT_TIMEOUT: payment_timeout_s,
+        }
         self.clock = clock
         self.on_agreement = on_agreement
         self.offers: dict[str, Offer] = {}
@@ -85,19 +97,22 @@ class Market:
         self._collector: asyncio.Task[None] | None = None
         self._last_subscribe: datetime | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starved_since: datetime | None = None
+        self._starved_warned = 0
 
     # -- demand -------------------------------------------------------------------------
 
-    async def _build(self, expiration: datetime) -> DemandBuilder:
+    async def _build(self) -> DemandBuilder:
         await images.resolve_payload(self.payload)
         builder = DemandBuilder()
+        expiration = self.clock.now() + self.agreement_lifetime
         await builder.add(defaults.ActivityInfo(expiration=expiration, multi_activity=True))
         await builder.add(defaults.NodeInfo(subnet_tag=self.subnet))
         await builder.add(self.payload)
         allocation = await self.allocations.current()
         await builder.add(await retrying(allocation.get_demand_spec, what="demand decorations"))
         builder.add_properties(
-            {"golem.com.payment.debit-notes.accept-timeout?": DEBIT_NOTE_ACCEPT_TIMEOUT_S}
+            {PROP_ACCEPT_TIMEOUT: DEBIT_NOTE_ACCEPT_TIMEOUT_S, **self.payment_terms}
         )
         return builder
 
@@ -105,7 +120,7 @@ class Market:
         """Publish a new demand, then withdraw the previous one."""
         now = self.clock.now()
         expires = now + self.demand_ttl
-        builder = await self._build(expires)
+        builder = await self._build()
         demand = await retrying(lambda: builder.create_demand(self.node), what="subscribe demand")
         async with self.pool.connection() as conn:
             await access.execute(
@@ -120,6 +135,7 @@ class Market:
         old = self._demand
         self._demand, self._demand_expires, self._builder = demand, expires, builder
         self._last_subscribe = now
+        self.offers.clear()  # offers answer the old demand; the new one brings them again
         if self._collector is not None:
             self._collector.cancel()
         demand.start_collecting_events()
@@ -220,32 +236,63 @@ class Market:
 
     # -- agreements ---------------------------------------------------------------------
 
-    async def hire(self, count: int, avoid: set[str]) -> int:
-        """Start up to ``count`` negotiations with the cheapest offers; return how many."""
-        if self._demand is None or self._collector_died() or (
-            self._demand_expires and self.clock.now() >= self._demand_expires - self.demand_ttl / 10
-        ):
+    def _demand_due(self, now: datetime) -> bool:
+        """No demand, its offer collector died, or it is about to expire."""
+        if self._demand is None or self._demand_expires is None or self._collector_died():
+            return True
+        return now >= self._demand_expires - self.demand_ttl / 10
+
+    async def hire(self, count: int, busy: set[str], banned: set[str]) -> int:
+        """Start up to ``count`` negotiations with the cheapest offers; return how many.
+
+        Also keeps the demand alive: renewed before it expires, republished when golem-core
+        stopped collecting its offers. ``busy`` providers already work for this run;
+        ``banned`` ones are not hired again.
+        """
+        now = self.clock.now()
+        if self._demand_due(now):
             await self.subscribe()
+        for provider_id in banned & self.offers.keys():
+            del self.offers[provider_id]
+        if count <= 0:
+            self._starved_since = None
+            return 0
         room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
-        candidates = sorted(
+        usable = sorted(
             (
                 offer
                 for pid, offer in self.offers.items()
-                if pid not in avoid and pid not in self.negotiating
+                if pid not in busy and pid not in self.negotiating
             ),
             key=lambda offer: offer.score,
-        )[: max(room, 0)]
-        for offer in candidates:
+        )
+        for offer in usable[: max(room, 0)]:
             del self.offers[offer.provider_id]
             self.negotiating.add(offer.provider_id)
             task = asyncio.create_task(self._negotiate(offer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if room > len(candidates) and self._last_subscribe is not None:
-            idle = (self.clock.now() - self._last_subscribe).total_seconds()
-            if idle > RESUBSCRIBE_EVERY_S and not self.offers:
-                await self.subscribe()  # meet providers whose offers we used up
-        return len(candidates)
+        if usable:
+            self._starved_since = None
+            return min(len(usable), max(room, 0))
+        # Nobody to hire: meet providers whose offers we used up, and say so when it lasts.
+        self._starved_since = self._starved_since or now
+        waited = (now - self._starved_since).total_seconds()
+        if (
+            self._last_subscribe
+            and (now - self._last_subscribe).total_seconds() > RESUBSCRIBE_EVERY_S
+        ):
+            await self.subscribe()
+        if waited >= STARVED_WARNING_S and waited // STARVED_WARNING_S != self._starved_warned:
+            self._starved_warned = int(waited // STARVED_WARNING_S)
+            logger.warning(
+                "no provider to hire for %ds: %d offers waiting, %d providers banned in this run "
+                "(see refused offers in tasks.proposal)",
+                waited,
+                len(self.offers),
+                len(banned),
+            )
+        return 0
 
     async def _negotiate(self, offer: Offer) -> None:
         name = offer.provider_name or offer.provider_id

@@ -33,6 +33,12 @@ class RunOptions:
     feed_window: int | None = None
     #: Lifetime of a market demand; it is renewed before it expires.
     demand_ttl_s: float = 1800.0
+    #: How long agreements made from a demand may last (``golem.srv.comp.expiration``).
+    agreement_lifetime_s: float = 8 * 3600.0
+    #: Mid-agreement payments: a debit note every this many seconds, each payable within
+    #: the payment timeout. Providers accept agreements over 30 minutes only with these.
+    debit_note_interval_s: int = 120
+    payment_timeout_s: int = 1800
     #: How long the end of a run waits for workers to stop and for invoices.
     stop_wait_s: float = 60.0
     invoice_wait_s: float = 60.0
@@ -49,4 +55,7 @@ class RunOptions:
             "warmup_s": self.warmup_s,
             "feed_window": self.window(),
             "demand_ttl_s": self.demand_ttl_s,
+            "agreement_lifetime_s": self.agreement_lifetime_s,
+            "debit_note_interval_s": self.debit_note_interval_s,
+            "payment_timeout_s": self.payment_timeout_s,
         }

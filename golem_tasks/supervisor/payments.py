@@ -16,6 +16,7 @@ from typing import Any
 
 from golem.node import GolemNode
 from golem.resources import DebitNote, Invoice, NewDebitNote, NewInvoice
+from golem.utils.low import get_requestor_api
 from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import ledger
@@ -77,11 +78,29 @@ class Payments:
                 logger.exception("could not handle %s", document)
 
     async def reconcile(self) -> None:
-        """Decide documents that arrived while no supervisor was listening."""
-        for note in await retrying(self.node.debit_notes, what="list debit notes"):
-            self._queue.put_nowait(note)
-        for invoice in await retrying(self.node.invoices, what="list invoices"):
-            self._queue.put_nowait(invoice)
+        """Decide documents that arrived while no supervisor was listening: those of this
+        run's agreements that yagna still holds as received, oldest first."""
+        api = get_requestor_api(DebitNote, self.node)
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "run_agreement_ids", run_id=self.run_id)
+        ours = {row["id"] for row in rows}
+        notes = await retrying(api.get_debit_notes, what="list debit notes")
+        invoices = await retrying(api.get_invoices, what="list invoices")
+        waiting = [
+            (doc.timestamp, kind, doc_id)
+            for kind, docs, id_field in (
+                ("note", notes, "debit_note_id"),
+                ("invoice", invoices, "invoice_id"),
+            )
+            for doc in docs
+            if doc.agreement_id in ours and str(doc.status).upper() == RECEIVED
+            for doc_id in [getattr(doc, id_field)]
+        ]
+        for _, kind, doc_id in sorted(waiting):
+            document = self.node.debit_note(doc_id) if kind == "note" else self.node.invoice(doc_id)
+            self._queue.put_nowait(document)
+        if waiting:
+            logger.info("%d payment documents left from before this supervisor", len(waiting))
 
     async def _ours(self, agreement_id: str) -> bool:
         async with self.pool.connection() as conn:
@@ -161,8 +180,12 @@ class Payments:
                 else f"{cost.cost.normalize():f} spent and no result"
             )
             reason = f"cost: {what} is over --max-price {self.max_price.normalize():f}"
-            if await access.one(conn, "request_activity_stop", id=activity_id, reason=reason):
+            stopped = await access.one(conn, "request_activity_stop", id=activity_id, reason=reason)
+            if stopped:
                 logger.info("stopping activity %s: %s", activity_id, reason)
+                await access.execute(
+                    conn, "avoid_provider_of", id=stopped["agreement_id"], reason=reason
+                )
                 await access.execute(
                     conn,
                     "record_error",

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import procrastinate
 import psycopg
 from golem.node import GolemNode
+from golem.resources import ResourceNotFound
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -45,7 +47,8 @@ TICK_S = 1.0
 RESULTS_EVERY_S = 10.0
 PROGRESS_EVERY_S = 5.0
 #: A job for the same agreement that ends this often without progress gives the agreement up.
-MAX_JOB_RESTARTS = 3
+MAX_JOB_RESTARTS = 5
+MAX_TERMINATE_ATTEMPTS = 5
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -90,6 +93,7 @@ class Supervisor:
         self._stop_status = "stopped"
         self._stop_code = EXIT_INTERRUPTED
         self._job_restarts: Counter[str] = Counter()
+        self._terminate_failures: Counter[str] = Counter()
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
 
@@ -212,6 +216,9 @@ class Supervisor:
                 allocations=allocations,
                 limits=self.options.price_limits,
                 demand_ttl_s=self.options.demand_ttl_s,
+                agreement_lifetime_s=self.options.agreement_lifetime_s,
+                debit_note_interval_s=self.options.debit_note_interval_s,
+                payment_timeout_s=self.options.payment_timeout_s,
                 clock=self.clock,
                 on_agreement=self._dispatch,
             )
@@ -230,8 +237,11 @@ class Supervisor:
             try:
                 await retrying(allocations.current, what="create allocation")
                 await payments.reconcile()
+                if self.callables is not None:
+                    # Callables of tasks stored before a restart exist only once re-fed.
+                    await _first(feeder.replayed.wait(), self._stop.wait())
                 self.started.set()
-                await self._loop(app, market)
+                await self._loop(app, market, allocations)
                 return await self._shutdown(market, payments, allocations)
             finally:
                 for task in background:
@@ -251,46 +261,71 @@ class Supervisor:
             logger.exception("%s failed", what)
             self._set_stop(f"{what} failed: {exc}", "failed", EXIT_USER)
 
-    async def _loop(self, app: App, market: Market) -> None:
+    async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         last_results = -RESULTS_EVERY_S
         loop = asyncio.get_running_loop()
+        failures = 0
         while not self._stop.is_set():
-            async with self.pool.connection() as conn:
-                await access.execute(
-                    conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name
-                )
-                for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
-                    logger.warning("task %s: claim expired, now %s", task_id, status)
-                counts = await taskstore.counts(conn, self.run_id)
-                run = await access.one(conn, "get_run", run_id=self.run_id)
-            await queue.retry_stalled(self.qapp, self.queue_name)
-            live = await self._reconcile_agreements()
-            if run["feed_done"] and counts.open == 0:
-                failed = counts.failed
-                reason = f"all {counts.total} tasks ended" + (
-                    f", {failed} failed" if failed else ""
-                )
-                self._set_stop(
-                    reason,
-                    "failed" if failed else "finished",
-                    EXIT_FAILED_TASKS if failed else EXIT_OK,
-                )
-                break
-            want = (
-                self.options.workers
-                if not run["feed_done"]
-                else min(self.options.workers, counts.open)
-            )
-            need = want - len(live) - len(market.negotiating)
-            if need > 0:
-                avoid = {row["provider_id"] for row in live} | await self._failed_providers()
-                await market.hire(need, avoid)
-            self._log_progress(counts, len(live), run["feed_done"])
+            try:
+                if await self._tick(market, allocations):
+                    break
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A passing failure (database or yagna blip) must not end a run of hours.
+                failures += 1
+                logger.exception("supervisor tick failed (%d in a row)", failures)
+                with contextlib.suppress(Exception):
+                    await self._error("supervisor", "tick", f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(min(30.0, TICK_S * 2**failures))
+                continue
             if loop.time() - last_results >= RESULTS_EVERY_S:
                 await self._record_results(app)
                 last_results = loop.time()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
+
+    async def _tick(self, market: Market, allocations: Allocations) -> bool:
+        """One round of supervision; True when the run has nothing left to do."""
+        async with self.pool.connection() as conn:
+            await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
+            for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
+                logger.warning("task %s: claim expired, now %s", task_id, status)
+            counts = await taskstore.counts(conn, self.run_id)
+            run = await access.one(conn, "get_run", run_id=self.run_id)
+        await allocations.current()  # a new one when a new hour of the run begins
+        await allocations.release_past()
+        self._revive_payment_collectors()
+        await queue.retry_stalled(self.qapp, self.queue_name)
+        live = await self._reconcile_agreements()
+        if run["feed_done"] and counts.open == 0:
+            failed = counts.failed
+            reason = f"all {counts.total} tasks ended" + (f", {failed} failed" if failed else "")
+            self._set_stop(
+                reason,
+                "failed" if failed else "finished",
+                EXIT_FAILED_TASKS if failed else EXIT_OK,
+            )
+            return True
+        want = self.options.workers
+        if run["feed_done"]:
+            want = min(want, counts.open)
+        need = want - len(live) - len(market.negotiating)
+        busy = {row["provider_id"] for row in live}
+        await market.hire(max(need, 0), busy, await self._avoided_providers())
+        self._log_progress(counts, len(live), run["feed_done"])
+        return False
+
+    def _revive_payment_collectors(self) -> None:
+        """golem-core's payment event collectors end silently on an unexpected error."""
+        for name in ("_debit_note_event_collector", "_invoice_event_collector"):
+            collector = getattr(self.node, name, None)
+            task = getattr(collector, "_event_collecting_task", None)
+            if collector is not None and task is not None and task.done():
+                logger.warning("restarting golem-core's %s", name.strip("_").replace("_", " "))
+                collector.stop_collecting_events()
+                collector.start_collecting_events()
 
     def _log_progress(self, counts: TaskCounts, live: int, feed_done: bool) -> None:
         """A progress line when something changed, at most every few seconds."""
@@ -309,9 +344,9 @@ class Supervisor:
             live,
         )
 
-    async def _failed_providers(self) -> set[str]:
+    async def _avoided_providers(self) -> set[str]:
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "failed_providers", run_id=self.run_id)
+            rows = await access.all_rows(conn, "avoided_providers", run_id=self.run_id)
         return {row["provider_id"] for row in rows}
 
     async def _record_results(self, app: App) -> None:
@@ -345,29 +380,38 @@ class Supervisor:
                 await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
 
     async def _reconcile_agreements(self) -> list[dict[str, Any]]:
-        """Terminate agreements whose activity ended; keep a job on every other one.
+        """Terminate agreements that are over; keep a job on every other one.
 
-        Returns the agreements that still hold a provider for this run.
+        Returns the agreements that still hold a provider for this run. An agreement whose
+        job is alive is left to that job (it may be replacing a dead activity right now).
         """
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
         live = []
         for row in rows:
+            agreement_id = row["id"]
             if row["status"] == "pending":
                 if await self._settle_pending(row):
                     live.append(row)
                 continue
-            ended = row["terminate_reason"] or row["activity_status"] in ("stopped", "failed")
-            if ended:
-                reason = row["terminate_reason"] or row["activity_stop_reason"] or "activity ended"
-                await self._terminate(row["id"], reason)
+            if row["terminate_reason"]:
+                await self._terminate(agreement_id, row["terminate_reason"])
                 continue
-            if not await self._job_alive(row):
-                self._job_restarts[row["id"]] += 1
-                if self._job_restarts[row["id"]] > MAX_JOB_RESTARTS:
-                    await self._terminate(row["id"], "no worker could drive its activity")
+            job = await self._job_state(row["job_id"])
+            if job == "alive":
+                if row["activity_status"] == "ready":
+                    self._job_restarts.pop(agreement_id, None)  # it makes progress
+                live.append(row)
+                continue
+            if row["activity_status"] in ("stopped", "failed"):
+                await self._terminate(agreement_id, row["activity_stop_reason"] or "activity ended")
+                continue
+            if job != "aborted":  # a worker shut down: not the agreement's fault
+                self._job_restarts[agreement_id] += 1
+                if self._job_restarts[agreement_id] > MAX_JOB_RESTARTS:
+                    await self._terminate(agreement_id, "no worker could drive its activity")
                     continue
-                await self._dispatch(row["id"])
+            await self._dispatch(agreement_id)
             live.append(row)
         return live
 
@@ -388,20 +432,35 @@ class Supervisor:
         await self._terminate(row["id"], f"not approved (state {state})")
         return False
 
-    async def _job_alive(self, row: dict[str, Any]) -> bool:
-        if row["job_id"] is None:
-            return False
-        status = await queue.job_status(self.qapp, row["job_id"])
-        return status in queue.LIVE_STATUSES
+    async def _job_state(self, job_id: int | None) -> str:
+        """alive, aborted (its worker shut down), ended, or none."""
+        if job_id is None:
+            return "none"
+        try:
+            status = await queue.job_status(self.qapp, job_id)
+        except procrastinate.exceptions.NoResult:
+            return "ended"  # finished and deleted
+        if status in queue.LIVE_STATUSES:
+            return "alive"
+        return "aborted" if status == queue.Status.ABORTED else "ended"
 
     async def _terminate(self, agreement_id: str, reason: str) -> None:
+        """Terminate on yagna, then record it; a failure is retried on the next tick."""
         try:
             await retrying(
                 lambda: self.node.agreement(agreement_id).terminate(reason[:200]),
                 what="terminate agreement",
             )
+        except ResourceNotFound:
+            pass  # yagna does not know it: nothing to terminate
         except Exception as exc:
-            logger.warning("terminating agreement %s: %s", agreement_id, exc)
+            self._terminate_failures[agreement_id] += 1
+            if self._terminate_failures[agreement_id] < MAX_TERMINATE_ATTEMPTS:
+                logger.warning(
+                    "terminating agreement %s failed (%s); will retry", agreement_id, exc
+                )
+                return
+            logger.error("giving up terminating agreement %s: %s", agreement_id, exc)
         async with self.pool.connection() as conn:
             await access.execute(conn, "mark_agreement_terminated", id=agreement_id, reason=reason)
         logger.info("agreement %s terminated: %s", agreement_id, reason)
@@ -492,6 +551,16 @@ class Supervisor:
             payments.invoice_seen.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(payments.invoice_seen.wait(), min(remaining, 1.0))
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Wait until the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def supervise(

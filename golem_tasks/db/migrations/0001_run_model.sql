@@ -82,6 +82,7 @@ CREATE TABLE tasks.agreement (
     approved_at     timestamptz,
     terminated_at   timestamptz,
     terminate_reason text,
+    avoid_reason    text,                           -- why its provider is not hired again in this run
     job_id          bigint                          -- the procrastinate job driving it
 );
 CREATE INDEX agreement_run_status_idx ON tasks.agreement (run_id, status);
@@ -160,6 +161,7 @@ CREATE TABLE tasks.debit_note (
 );
 CREATE INDEX debit_note_spend_idx ON tasks.debit_note (run_id, decided_at) WHERE status = 'accepted';
 CREATE INDEX debit_note_activity_idx ON tasks.debit_note (activity_id, total_amount_due DESC);
+CREATE INDEX debit_note_agreement_idx ON tasks.debit_note (agreement_id);
 
 CREATE TABLE tasks.invoice (
     id              text PRIMARY KEY,               -- yagna's invoice id

@@ -9,9 +9,12 @@ UPDATE tasks.activity SET status = 'ready', ready_at = coalesce(ready_at, now())
 WHERE id = %(id)s AND status IN ('new', 'deploying');
 
 -- name: take_over_activity
--- A worker starts driving an existing activity (after its previous worker stopped).
+-- A worker starts driving an existing activity, only once its previous worker is gone
+-- (released it, or stopped renewing its heartbeat for longer than a lease).
 UPDATE tasks.activity SET worker = %(worker)s, heartbeat_at = now()
 WHERE id = %(id)s AND status = 'ready'
+  AND (worker IS NULL OR worker = %(worker)s
+       OR heartbeat_at < now() - make_interval(secs => %(lease_s)s))
 RETURNING id;
 
 -- name: release_activity_driver
@@ -31,7 +34,7 @@ ORDER BY created_at DESC LIMIT 1;
 -- Returns the activity only the first time it is asked to stop.
 UPDATE tasks.activity SET stop_request = %(reason)s
 WHERE id = %(id)s AND status NOT IN ('stopped', 'failed') AND stop_request IS NULL
-RETURNING id;
+RETURNING id, agreement_id;
 
 -- name: request_run_activities_stop
 UPDATE tasks.activity SET stop_request = coalesce(stop_request, %(reason)s)

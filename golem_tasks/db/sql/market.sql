@@ -33,13 +33,22 @@ WHERE id = %(id)s AND status = 'pending';
 
 -- name: reject_agreement
 UPDATE tasks.agreement
-SET status = 'rejected', terminate_reason = %(reason)s, terminated_at = now()
+SET status = 'rejected', terminate_reason = %(reason)s, avoid_reason = %(reason)s,
+    terminated_at = now()
 WHERE id = %(id)s AND status = 'pending';
 
 -- name: request_agreement_end
 -- Anyone who learns that an agreement is over says why; the supervisor then terminates it.
-UPDATE tasks.agreement SET terminate_reason = coalesce(terminate_reason, %(reason)s)
+-- With %(avoid)s the provider is not hired again in this run.
+UPDATE tasks.agreement
+SET terminate_reason = coalesce(terminate_reason, %(reason)s),
+    avoid_reason = CASE WHEN %(avoid)s THEN coalesce(avoid_reason, %(reason)s)
+                        ELSE avoid_reason END
 WHERE id = %(id)s AND status IN ('pending', 'approved');
+
+-- name: avoid_provider_of
+-- The provider of this agreement is not hired again in this run (cost, failures).
+UPDATE tasks.agreement SET avoid_reason = coalesce(avoid_reason, %(reason)s) WHERE id = %(id)s;
 
 -- name: mark_agreement_terminated
 UPDATE tasks.agreement
@@ -65,16 +74,20 @@ LEFT JOIN LATERAL (
 WHERE a.run_id = %(run_id)s AND a.status IN ('pending', 'approved')
 ORDER BY a.created_at;
 
--- name: failed_providers
--- Providers whose activity failed in this run: not hired again.
+-- name: avoided_providers
+-- Providers not hired again in this run: their activity failed, or an agreement with them
+-- was given up for their fault (rejected, not approved, too expensive, ...).
 SELECT DISTINCT ag.provider_id
 FROM tasks.activity act JOIN tasks.agreement ag ON ag.id = act.agreement_id
 WHERE act.run_id = %(run_id)s AND act.status = 'failed'
 UNION
 SELECT DISTINCT provider_id FROM tasks.agreement
-WHERE run_id = %(run_id)s AND status = 'rejected';
+WHERE run_id = %(run_id)s AND avoid_reason IS NOT NULL;
 
 -- name: agreement_ids_without_invoice
 SELECT a.id FROM tasks.agreement a
 WHERE a.run_id = %(run_id)s AND a.status = 'terminated' AND a.approved_at IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM tasks.invoice i WHERE i.agreement_id = a.id);
+
+-- name: run_agreement_ids
+SELECT id FROM tasks.agreement WHERE run_id = %(run_id)s;

@@ -20,6 +20,10 @@ SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) AS total
 FROM tasks.task WHERE run_id = %(run_id)s;
 
+-- name: pending_count
+-- Walks only the partial index of pending tasks.
+SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending';
+
 -- name: claim_task
 -- The next pending task in feed order; concurrent claimers skip each other's rows.
 WITH next AS (
