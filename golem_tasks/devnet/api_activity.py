@@ -68,13 +68,12 @@ async def batch_results(request: web.Request) -> web.StreamResponse:
     activity = net.exeunits.get(request.match_info["activity_id"])
     batch_id = request.match_info["batch_id"]
     if "text/event-stream" in request.headers.get("Accept", ""):
-        net.exeunits.live(activity.id)
         net.exeunits.batch(activity, batch_id)
         return await _stream(request, activity, batch_id)
     timeout = query_timeout(request, 0.0, MAX_RESULTS_WAIT)
     command_index = query_int(request, "commandIndex", None, low=0)
-    await net.gate(activity.provider)
-    net.exeunits.live(activity.id)
+    if activity.alive:
+        await net.gate(activity.provider)
     results = await net.exeunits.results(activity, batch_id, timeout, command_index)
     return respond(results)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from golem_tasks.devnet.clock import parse_timestamp
-from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.errors import BadRequest, Gone
 from golem_tasks.devnet.rest import (
     body_json,
     body_object,
@@ -18,6 +21,7 @@ from golem_tasks.devnet.rest import (
     respond,
 )
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/market-api/v1"
 AGREEMENT_STATES = frozenset(
     {"Proposal", "Pending", "Cancelled", "Rejected", "Approved", "Expired", "Terminated"}
@@ -25,6 +29,19 @@ AGREEMENT_STATES = frozenset(
 #: Longest hold of a long-poll, whatever the client asks (golem-core gives up after 16 s).
 MAX_POLL = 60.0
 MAX_APPROVAL_WAIT = 15.0
+
+
+def bare_gone(handler: Handler) -> Handler:
+    """The contract documents some 410 answers without a body; send none there."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Gone:
+            return web.Response(status=410)
+
+    return wrapper
 
 
 def _demand_offer(data: dict) -> tuple[dict, str]:
@@ -47,6 +64,7 @@ async def get_demands(request: web.Request) -> web.Response:
     return respond([d.to_json() for d in network(request).market.active_demands()])
 
 
+@bare_gone
 async def unsubscribe_demand(request: web.Request) -> web.Response:
     network(request).market.unsubscribe(request.match_info["subscription_id"])
     return no_content()
@@ -61,6 +79,7 @@ async def collect_offers(request: web.Request) -> web.Response:
     return respond(events)
 
 
+@bare_gone
 async def get_proposal(request: web.Request) -> web.Response:
     proposal = network(request).market.proposal(
         request.match_info["subscription_id"], request.match_info["proposal_id"]
@@ -68,6 +87,7 @@ async def get_proposal(request: web.Request) -> web.Response:
     return respond(proposal.to_json())
 
 
+@bare_gone
 async def counter_proposal(request: web.Request) -> web.Response:
     net = network(request)
     subscription_id = request.match_info["subscription_id"]
@@ -79,6 +99,7 @@ async def counter_proposal(request: web.Request) -> web.Response:
     return respond(ours.id, status=201)
 
 
+@bare_gone
 async def reject_proposal(request: web.Request) -> web.Response:
     reason = reason_body(await body_json(request, required=False))
     network(request).market.reject(

@@ -70,8 +70,10 @@ def recording(recorder: Recorder) -> Callable[[web.Request, Handler], Awaitable[
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
+        if not isinstance(response, web.Response):
+            return response  # a stream (server-sent events) is not a JSON document
         body: Any = None
-        if isinstance(response, web.Response) and response.body is not None:
+        if response.body is not None:
             raw = response.body
             if isinstance(raw, (bytes, bytearray)) and raw:
                 try:

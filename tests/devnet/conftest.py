@@ -34,7 +34,7 @@ def group(name: str, count: int = 2, **spec: Any) -> Group:
 
 SESSION_PROFILE = Profile(
     (
-        group("healthy", count=6, subnet="public", price_start=0.001),
+        group("healthy", count=6, subnet="public", price_start=0.001, max_agreements=1000),
         group("rejectprop", faults={"reject_proposal": 1.0}),
         group("rejectagr", faults={"reject_agreement": 1.0}),
         group("silent", faults={"agreement_timeout": 1.0}),

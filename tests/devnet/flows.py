@@ -120,9 +120,14 @@ async def counter(
 
 
 async def agreement(
-    api: Api, subnet: str = "public", extra: dict[str, Any] | None = None, approve: bool = True
+    api: Api,
+    subnet: str = "public",
+    extra: dict[str, Any] | None = None,
+    approve: bool = True,
+    session: str = "tests",
 ) -> tuple[str, str, dict[str, Any]]:
-    """A confirmed (and by default approved) agreement with a provider of ``subnet``."""
+    """A confirmed (and by default approved) agreement with a provider of ``subnet``,
+    confirmed with ``appSessionId=session``."""
     demand_id = await subscribe(api, subnet)
     offer = (await offers(api, demand_id))[0]
     _, answer = await counter(api, demand_id, offer, extra)
@@ -133,7 +138,7 @@ async def agreement(
         json_body={"proposalId": draft["proposalId"], "validTo": _valid_to(60)},
     )
     await api.ok(
-        "POST", f"{MARKET}/agreements/{agreement_id}/confirm", params={"appSessionId": "tests"}
+        "POST", f"{MARKET}/agreements/{agreement_id}/confirm", params={"appSessionId": session}
     )
     if approve:
         await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/wait", params={"timeout": 5})

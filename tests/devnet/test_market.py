@@ -31,8 +31,8 @@ async def test_subscribe_list_unsubscribe(api) -> None:
 
     assert (await api.call("DELETE", f"{MARKET}/demands/{demand_id}"))[0] == 204
     assert demand_id not in [d["demandId"] for d in await api.ok("GET", f"{MARKET}/demands")]
-    status, body = await api.call("DELETE", f"{MARKET}/demands/{demand_id}")
-    assert status == 410 and "already unsubscribed" in body["message"]
+    # 410 "Already unsubscribed." has no body in the contract.
+    assert await api.call("DELETE", f"{MARKET}/demands/{demand_id}") == (410, None)
     status, body = await api.call("GET", f"{MARKET}/demands/{demand_id}/events")
     assert status == 404 and "message" in body
     assert (await api.call("DELETE", f"{MARKET}/demands/nope"))[0] == 404

@@ -1,0 +1,131 @@
+"""HTTP contract details: app-key auth, JSON errors, bad input is 4xx (never 500), /me, images."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.devnet.flows import ACTIVITY, MARKET, PAYMENT, Api, agreement, subscribe
+
+ROUTES = [
+    ("GET", "/me"),
+    ("GET", f"{MARKET}/demands"),
+    ("POST", f"{MARKET}/demands"),
+    ("GET", f"{PAYMENT}/allocations"),
+    ("GET", f"{ACTIVITY}/activity/x/state"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_missing_or_wrong_app_key_is_401(api, method: str, path: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
+        url = api.base + path
+        async with api.session.request(method, url, headers=headers) as response:
+            assert response.status == 401
+            assert "message" in await response.json()
+
+
+async def test_auth_token_query_parameter(api, devnet) -> None:
+    async with api.session.get(api.base + "/me", params={"authToken": devnet.app_key}) as response:
+        assert response.status == 200
+
+
+async def test_identity(api, devnet) -> None:
+    me = await api.ok("GET", "/me")
+    assert set(me) == {"identity", "name", "role"}
+    assert me["identity"] == devnet.network.requestor_id
+
+
+async def test_image_repository_needs_no_key(api) -> None:
+    image = "9a3b5d67b0b27746283cb5f287c13eab1beaa12d92a9f536b747c7ae"
+    async with api.session.get(f"{api.base}/image.{image}.link") as response:
+        assert response.status == 200
+        url = await response.text()
+    assert url == f"{api.base}/images/{image}.gvmi"  # verbatim, no newline
+    async with api.session.head(url) as response:
+        assert response.status == 200
+    async with api.session.get(f"{api.base}/image.not-a-hash.link") as response:
+        assert response.status == 404
+
+
+async def test_unknown_routes_and_methods_answer_json(api) -> None:
+    status, body = await api.call("GET", "/market-api/v1/nothing")
+    assert status == 404 and "message" in body
+    status, body = await api.call("PATCH", f"{MARKET}/demands")
+    assert status == 405 and "message" in body
+
+
+async def test_unknown_ids_are_404(api) -> None:
+    for method, path in (
+        ("GET", f"{MARKET}/demands/x/events"),
+        ("GET", f"{MARKET}/demands/x/proposals/y"),
+        ("GET", f"{MARKET}/agreements/x"),
+        ("POST", f"{MARKET}/agreements/x/confirm"),
+        ("POST", f"{MARKET}/agreements/x/wait"),
+        ("POST", f"{MARKET}/agreements/x/terminate"),
+        ("GET", f"{ACTIVITY}/activity/x/state"),
+        ("GET", f"{ACTIVITY}/activity/x/usage"),
+        ("POST", f"{ACTIVITY}/activity/x/exec"),
+        ("GET", f"{ACTIVITY}/activity/x/exec/y"),
+        ("GET", f"{PAYMENT}/allocations/x"),
+        ("GET", f"{PAYMENT}/debitNotes/x"),
+        ("GET", f"{PAYMENT}/invoices/x"),
+    ):
+        status, body = await api.call(method, path, json_body={"text": "[]"})
+        assert status == 404, (method, path, status, body)
+        assert isinstance(body, dict) and body.get("message"), (method, path)
+
+
+GARBAGE = [
+    None,
+    b"{not json",
+    b"[]",
+    b'"a string"',
+    b"42",
+    b'{"properties": 1, "constraints": 2}',
+    b'{"properties": {}, "constraints": "((("}',
+    b'{"totalAmount": {"x": 1}}',
+    b'{"proposalId": 5, "validTo": "tomorrow"}',
+]
+
+
+async def test_bad_input_never_gets_500(api: Api) -> None:
+    demand_id = await subscribe(api)
+    agreement_id, _, _ = await agreement(api)
+    activity_id = await api.ok("POST", f"{ACTIVITY}/activity", json_body=agreement_id)
+    targets = [
+        ("POST", f"{MARKET}/demands"),
+        ("POST", f"{MARKET}/demands/{demand_id}/proposals/x"),
+        ("POST", f"{MARKET}/demands/{demand_id}/proposals/x/reject"),
+        ("POST", f"{MARKET}/agreements"),
+        ("POST", f"{MARKET}/agreements/{agreement_id}/terminate"),
+        ("POST", f"{ACTIVITY}/activity"),
+        ("POST", f"{ACTIVITY}/activity/{activity_id}/exec"),
+        ("POST", f"{PAYMENT}/allocations"),
+        ("PUT", f"{PAYMENT}/allocations/x"),
+        ("POST", f"{PAYMENT}/debitNotes/x/accept"),
+        ("POST", f"{PAYMENT}/invoices/x/reject"),
+    ]
+    for method, path in targets:
+        for body in GARBAGE:
+            status, answer = await api.call(
+                method, path, data=body, headers={"Content-Type": "application/json"}
+            )
+            assert status < 500, (method, path, body, status, answer)
+            if body is not None:  # an empty body is valid where the body is optional
+                assert status >= 400, (method, path, body, status, answer)
+            if status >= 400:
+                assert isinstance(answer, dict) and answer.get("message"), (method, path, body)
+    bad_queries = [
+        (f"{MARKET}/demands/{demand_id}/events", {"timeout": "soon"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "101"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"timeout": "-1"}),
+        (f"{PAYMENT}/debitNoteEvents", {"afterTimestamp": "yesterday"}),
+        (f"{PAYMENT}/invoiceEvents", {"maxEvents": "x"}),
+        (f"{PAYMENT}/demandDecorations", {}),
+        (f"{MARKET}/agreements", {"state": "Happy"}),
+        (f"{ACTIVITY}/activity", {}),
+        (f"{ACTIVITY}/activity/{activity_id}/exec/x", {"commandIndex": "-2"}),
+    ]
+    for path, params in bad_queries:
+        status, answer = await api.call("GET", path, params=params)
+        assert 400 <= status < 500, (path, params, status, answer)
