@@ -40,6 +40,7 @@ class Runner:
         payment_network: str | None = None,
         payment_driver: str | None = None,
         feed_window: int | None = None,
+        debit_note_interval_s: int = 120,
         devnet_providers: int | None = None,
         **supervisor_kwargs: Any,
     ) -> None:
@@ -55,6 +56,7 @@ class Runner:
             payment_driver=payment_driver,
             warmup_s=warmup_s,
             feed_window=feed_window,
+            debit_note_interval_s=debit_note_interval_s,
             local_only=True,
         )
         self.dsn_option = dsn

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import TextIO
 
@@ -22,7 +21,7 @@ run_id_option = click.option("--run-id", help="The run (default: the most recent
 
 
 async def _snapshot(dsn: str, run_id: str | None, **limits: int) -> RunSnapshot:
-    async with connection(dsn) as conn:
+    async with connection(dsn, autocommit=True) as conn:
         await require_schema(conn, dsn)
         resolved = await resolve_run_id(conn, run_id)
         return await snapshot(conn, resolved, **limits)
@@ -88,5 +87,5 @@ def results(dsn: str | None, run_id: str | None, fmt: str, output: TextIO) -> No
         return export.WRITERS[fmt](rows, output)
 
     count = asyncio.run(go())
-    if output is not sys.stdout:
+    if output.name != "<stdout>":
         click.echo(f"{count} tasks written to {output.name}", err=True)

@@ -103,6 +103,13 @@ def run_options(func: F) -> F:
             type=click.IntRange(min=1),
             help="Pending tasks kept in the database (default 10 per worker, at least 100).",
         ),
+        click.option(
+            "--debit-note-interval",
+            type=click.IntRange(min=1),
+            default=120,
+            show_default=True,
+            help="Seconds between the debit notes asked of providers.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -124,6 +131,7 @@ def make_options(params: dict[str, Any], *, local_only: bool = False) -> RunOpti
         payment_driver=params["payment_driver"],
         warmup_s=params["warmup"],
         feed_window=params["feed_window"],
+        debit_note_interval_s=params["debit_note_interval"],
         local_only=local_only,
     )
 
@@ -287,6 +295,7 @@ def run(devnet_providers: int | None, **params: Any) -> None:
         payment_network=options.payment_network,
         payment_driver=options.payment_driver,
         feed_window=options.feed_window,
+        debit_note_interval_s=options.debit_note_interval_s,
         devnet_providers=devnet_providers,
     )
     outcome = run_until_signalled(runner.main, runner.stop)

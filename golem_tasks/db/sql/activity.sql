@@ -21,9 +21,9 @@ RETURNING id;
 UPDATE tasks.activity SET worker = NULL WHERE id = %(id)s AND worker = %(worker)s;
 
 -- name: end_activity
+-- The last worker stays recorded: it is who drove the activity.
 UPDATE tasks.activity
-SET status = %(status)s, stop_reason = coalesce(stop_reason, %(reason)s), stopped_at = now(),
-    worker = NULL
+SET status = %(status)s, stop_reason = coalesce(stop_reason, %(reason)s), stopped_at = now()
 WHERE id = %(id)s AND status NOT IN ('stopped', 'failed');
 
 -- name: latest_activity

@@ -40,8 +40,11 @@ SELECT act.id, act.status, act.stop_reason, act.stop_request, act.created_at, ac
            AS done,
        (SELECT count(*) FROM tasks.task t WHERE t.activity_id = act.id AND t.status = 'claimed')
            AS running,
-       (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note dn
-        WHERE dn.activity_id = act.id AND dn.status = 'accepted') AS cost
+       greatest(
+           (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note dn
+            WHERE dn.activity_id = act.id AND dn.status = 'accepted'),
+           (SELECT coalesce(sum(amount), 0) FROM tasks.invoice i
+            WHERE i.agreement_id = act.agreement_id AND i.status = 'accepted')) AS cost
 FROM tasks.activity act JOIN tasks.agreement ag ON ag.id = act.agreement_id
 WHERE act.run_id = %(run_id)s
 ORDER BY (act.status IN ('stopped', 'failed')), act.created_at DESC

@@ -1,0 +1,412 @@
+"""The run pipeline end to end: real supervisor and worker processes, the embedded
+PostgreSQL and a devnet over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def assert_run_closed(dsn: str, run_id: str) -> None:
+    """Every agreement terminated, every approved agreement's invoice accepted."""
+    live = await value(
+        dsn,
+        "SELECT count(*) FROM tasks.agreement WHERE run_id = %s AND status IN "
+        "('pending', 'approved')",
+        run_id,
+    )
+    assert live == 0
+    missing = await rows(
+        dsn,
+        "SELECT a.id FROM tasks.agreement a WHERE a.run_id = %s AND a.approved_at IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM tasks.invoice i WHERE i.agreement_id = a.id "
+        "AND i.status = 'accepted')",
+        run_id,
+    )
+    assert missing == []
+    open_activities = await value(
+        dsn,
+        "SELECT count(*) FROM tasks.activity WHERE run_id = %s "
+        "AND status NOT IN ('stopped', 'failed')",
+        run_id,
+    )
+    assert open_activities == 0
+
+
+async def test_fifty_tasks_on_three_activities(installed_dsn: str, tmp_path: Path) -> None:
+    async with devnet(providers=5, seed=3) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="50")
+        cli = await Cli.start(
+            "run", APP, "--workers", "3", "--run-id", "fifty", env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait() == 0, cli.output()
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result, attempts FROM tasks.task "
+        "WHERE run_id = 'fifty' ORDER BY position",
+    )
+    assert [(t["key"], t["status"], t["result"]) for t in tasks] == [
+        (str(n), "done", n * 7) for n in range(50)
+    ]
+    activities = await value(
+        installed_dsn,
+        "SELECT count(DISTINCT activity_id) FROM tasks.task WHERE run_id = 'fifty'",
+    )
+    assert activities == 3
+    batches = await value(installed_dsn, "SELECT count(*) FROM tasks.batch WHERE run_id = 'fifty'")
+    assert batches == 50
+    assert await value(installed_dsn, "SELECT status FROM tasks.run WHERE id = 'fifty'") == (
+        "finished"
+    )
+    await assert_run_closed(installed_dsn, "fifty")
+
+
+async def test_two_worker_processes_share_a_run(installed_dsn: str, tmp_path: Path) -> None:
+    async with devnet(providers=6, seed=4) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="40", MULTIPLY_SLEEP="0.2")
+        workers = [
+            await Cli.start("worker", "--concurrency", "2", env=env, log=tmp_path / f"w{n}.log")
+            for n in range(2)
+        ]
+        try:
+            sup = await Cli.start(
+                "supervise",
+                APP,
+                "--workers",
+                "4",
+                "--run-id",
+                "shared",
+                env=env,
+                log=tmp_path / "sup.log",
+            )
+            assert await sup.wait() == 0, sup.output()
+        finally:
+            for worker in workers:
+                await worker.stop()
+    drivers = await rows(
+        installed_dsn,
+        "SELECT DISTINCT split_part(worker, ':', 2) AS pid "
+        "FROM tasks.activity WHERE run_id = 'shared'",
+    )
+    assert {str(w.proc.pid) for w in workers} == {row["pid"] for row in drivers}
+    done = await value(
+        installed_dsn, "SELECT count(*) FROM tasks.task WHERE run_id = 'shared' AND status = 'done'"
+    )
+    assert done == 40
+    await assert_run_closed(installed_dsn, "shared")
+
+
+async def test_worker_started_mid_run_takes_work(installed_dsn: str, tmp_path: Path) -> None:
+    async with devnet(providers=6, seed=5) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="40", MULTIPLY_SLEEP="0.3")
+        first = await Cli.start("worker", "--concurrency", "1", env=env, log=tmp_path / "w1.log")
+        second = None
+        try:
+            sup = await Cli.start(
+                "supervise",
+                APP,
+                "--workers",
+                "3",
+                "--run-id",
+                "midrun",
+                env=env,
+                log=tmp_path / "sup.log",
+            )
+            await wait_for(
+                installed_dsn,
+                "SELECT count(*) FROM tasks.task WHERE run_id = 'midrun' AND status = 'done'",
+                lambda n: n >= 5,
+                60,
+            )
+            second = await Cli.start(
+                "worker", "--concurrency", "4", env=env, log=tmp_path / "w2.log"
+            )
+            assert await sup.wait() == 0, sup.output()
+        finally:
+            await first.stop()
+            if second is not None:
+                await second.stop()
+    assert second is not None
+    late = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.task t JOIN tasks.activity a ON a.id = t.activity_id "
+        "WHERE t.run_id = 'midrun' AND t.status = 'done' AND a.worker LIKE %s",
+        f"%:{second.proc.pid}",
+    )
+    assert late > 0
+
+
+async def test_always_failing_task_ends_failed_while_the_rest_finish(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    async with devnet(providers=4, seed=6) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="20", MULTIPLY_FAIL="7")
+        cli = await Cli.start(
+            "run", APP, "--workers", "2", "--run-id", "failing", env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait() == 1, cli.output()
+    tasks = {
+        t["key"]: t
+        for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'failing'")
+    }
+    bad = tasks.pop("7")
+    assert bad["status"] == "failed" and bad["attempts"] == 2
+    assert "this task always fails" in bad["error"] or "exit" in bad["error"].lower()
+    assert all(t["status"] == "done" for t in tasks.values())
+    errors = await value(
+        installed_dsn, "SELECT count(*) FROM tasks.error WHERE run_id = 'failing' AND kind = 'task'"
+    )
+    assert errors == 2
+    assert await value(installed_dsn, "SELECT status FROM tasks.run WHERE id = 'failing'") == (
+        "failed"
+    )
+    await assert_run_closed(installed_dsn, "failing")
+
+
+async def test_endless_tasks_keep_a_bounded_window(installed_dsn: str, tmp_path: Path) -> None:
+    async with devnet(providers=3, seed=7) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_ENDLESS="1")
+        cli = await Cli.start(
+            "run",
+            APP,
+            "--workers",
+            "2",
+            "--feed-window",
+            "25",
+            "--run-id",
+            "endless",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        await wait_for(
+            installed_dsn,
+            "SELECT count(*) FROM tasks.task WHERE run_id = 'endless' AND status = 'done'",
+            lambda n: n >= 30,
+            90,
+        )
+        samples = []
+        for _ in range(5):
+            samples.append(
+                await value(
+                    installed_dsn,
+                    "SELECT count(*) FROM tasks.task "
+                    "WHERE run_id = 'endless' AND status = 'pending'",
+                )
+            )
+            await asyncio.sleep(0.3)
+        cli.signal(signal.SIGINT)
+        assert await cli.wait() == 130, cli.output()
+    assert max(samples) <= 25
+    run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'endless'"))[0]
+    assert run["status"] == "stopped" and not run["feed_done"]
+    await assert_run_closed(installed_dsn, "endless")
+
+
+EXPENSIVE = {
+    "name": "pricey",
+    "count": 3,
+    "price_duration_hour": 36.0,
+    "price_cpu_hour": 36.0,
+    "price_start": 0.0,
+}
+
+
+async def test_small_budget_stops_the_run(installed_dsn: str, tmp_path: Path) -> None:
+    budget = Decimal("0.05")
+    async with devnet([EXPENSIVE], seed=8) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="200", MULTIPLY_SLEEP="0.5")
+        cli = await Cli.start(
+            "run",
+            APP,
+            "--workers",
+            "2",
+            "--budget",
+            f"{budget}/h",
+            "--debit-note-interval",
+            "1",
+            "--run-id",
+            "budget",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait(180) == 3, cli.output()
+    run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'budget'"))[0]
+    assert run["status"] == "stopped" and run["stop_reason"].startswith("budget exceeded")
+    accepted = await value(
+        installed_dsn,
+        """
+        SELECT coalesce(sum(increment), 0) FROM (
+            SELECT increment FROM tasks.debit_note WHERE run_id = 'budget' AND status = 'accepted'
+            UNION ALL
+            SELECT increment FROM tasks.invoice WHERE run_id = 'budget' AND status = 'accepted')
+        AS spent""",
+    )
+    assert 0 < accepted <= budget
+    refused = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.debit_note WHERE run_id = 'budget' AND status = 'refused'",
+    )
+    assert refused >= 1
+    live = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.agreement WHERE run_id = "
+        "'budget' AND status IN ('pending', 'approved')",
+    )
+    assert live == 0
+
+
+async def test_max_price_stops_expensive_providers_and_keeps_cheap_ones(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    cheap = {**EXPENSIVE, "name": "cheap", "price_duration_hour": 0.0036, "price_cpu_hour": 0.0036}
+    async with devnet([cheap, EXPENSIVE], seed=9) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="150", MULTIPLY_SLEEP="0.3")
+        cli = await Cli.start(
+            "run",
+            APP,
+            "--workers",
+            "6",
+            "--max-price",
+            "0.001",
+            "--warmup",
+            "2",
+            "--debit-note-interval",
+            "1",
+            "--budget",
+            "100/h",
+            "--run-id",
+            "maxprice",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait(180) == 0, cli.output()
+    acts = await rows(
+        installed_dsn,
+        """
+        SELECT ag.provider_name, act.status, act.stop_reason, act.stop_request
+        FROM tasks.activity act JOIN tasks.agreement ag ON ag.id = act.agreement_id
+        WHERE act.run_id = 'maxprice'""",
+    )
+    pricey = [a for a in acts if a["provider_name"].startswith("pricey")]
+    cheap_ones = [a for a in acts if a["provider_name"].startswith("cheap")]
+    assert pricey and cheap_ones
+    assert all((a["stop_reason"] or "").startswith("cost:") for a in pricey), pricey
+    assert not any((a["stop_reason"] or "").startswith("cost:") for a in cheap_ones), cheap_ones
+    done = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.task WHERE run_id = 'maxprice' AND status = 'done'",
+    )
+    assert done == 150
+
+
+async def test_providers_that_fail_deploy_are_replaced(installed_dsn: str, tmp_path: Path) -> None:
+    broken = {
+        "name": "broken",
+        "count": 2,
+        "price_duration_hour": 0.0001,
+        "faults": {"deploy_failure": 1.0},
+    }
+    good = {"name": "good", "count": 3, "price_duration_hour": 0.01}
+    async with devnet([broken, good], seed=10) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="20")
+        cli = await Cli.start(
+            "run", APP, "--workers", "2", "--run-id", "deploy", env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait(120) == 0, cli.output()
+    acts = await rows(
+        installed_dsn,
+        """
+        SELECT ag.provider_name, act.status, act.stop_reason
+        FROM tasks.activity act JOIN tasks.agreement ag ON ag.id = act.agreement_id
+        WHERE act.run_id = 'deploy'""",
+    )
+    failed = [a for a in acts if a["status"] == "failed"]
+    assert failed and all(a["provider_name"].startswith("broken") for a in failed)
+    assert all(a["stop_reason"].startswith("deploy failed") for a in failed)
+    # A provider that failed is not hired again.
+    names = [a["provider_name"] for a in failed]
+    assert len(names) == len(set(names))
+    await assert_run_closed(installed_dsn, "deploy")
+
+
+async def test_supervisor_killed_and_resumed_finishes_every_task_once(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    async with devnet(providers=5, seed=11) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="60", MULTIPLY_SLEEP="0.3")
+        worker = await Cli.start("worker", "--concurrency", "5", env=env, log=tmp_path / "w.log")
+        try:
+            first = await Cli.start(
+                "supervise",
+                APP,
+                "--workers",
+                "3",
+                "--run-id",
+                "resume",
+                env=env,
+                log=tmp_path / "sup1.log",
+            )
+            await wait_for(
+                installed_dsn,
+                "SELECT count(*) FROM tasks.task WHERE run_id = 'resume' AND status = 'done'",
+                lambda n: n >= 10,
+                90,
+            )
+            before = {
+                r["id"]
+                for r in await rows(
+                    installed_dsn,
+                    "SELECT id FROM tasks.agreement WHERE run_id = 'resume' "
+                    "AND status = 'approved'",
+                )
+            }
+            first.signal(signal.SIGKILL)
+            await first.wait()
+            restart_at = await value(installed_dsn, "SELECT now()")
+            second = await Cli.start(
+                "supervise",
+                APP,
+                "--workers",
+                "3",
+                "--run-id",
+                "resume",
+                env=env,
+                log=tmp_path / "sup2.log",
+            )
+            assert await second.wait(150) == 0, second.output()
+        finally:
+            await worker.stop()
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result FROM tasks.task WHERE run_id = 'resume' ORDER BY position",
+    )
+    assert [(t["key"], t["status"], t["result"]) for t in tasks] == [
+        (str(n), "done", n * 7) for n in range(60)
+    ]
+    # One stored result per task, and each successful run left exactly one batch.
+    batches = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.batch b JOIN tasks.task t "
+        "ON t.id = b.task_id AND t.attempts = b.attempt "
+        "WHERE t.run_id = 'resume'",
+    )
+    assert batches == 60
+    # Agreements made before the kill kept working for the second supervisor.
+    reused = await value(
+        installed_dsn,
+        "SELECT count(DISTINCT a.agreement_id) FROM tasks.task t "
+        "JOIN tasks.activity a ON a.id = t.activity_id "
+        "WHERE t.run_id = 'resume' AND a.agreement_id = ANY(%s) AND t.finished_at > %s",
+        list(before),
+        restart_at,
+    )
+    assert reused >= 1
+    await assert_run_closed(installed_dsn, "resume")
