@@ -410,3 +410,57 @@ async def test_supervisor_killed_and_resumed_finishes_every_task_once(
     )
     assert reused >= 1
     await assert_run_closed(installed_dsn, "resume")
+
+
+async def test_callable_style_app_under_run(installed_dsn: str, tmp_path: Path) -> None:
+    async with devnet(providers=3, seed=12) as net:
+        env = env_for(net, installed_dsn)
+        cli = await Cli.start(
+            "run",
+            "examples/hello_world_callables.py",
+            "--workers",
+            "2",
+            "--run-id",
+            "callables",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait() == 0, cli.output()
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result, data FROM tasks.task "
+        "WHERE run_id = 'callables' ORDER BY position",
+    )
+    assert [(t["key"], t["status"], t["result"]) for t in tasks] == [
+        (str(n), "done", n * 7) for n in range(10)
+    ]
+    assert tasks[0]["data"]["callable"].endswith("get_tasks.<locals>.task")
+
+
+async def test_runner_api_and_results_export(
+    installed_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from golem_tasks.runner import Runner
+
+    monkeypatch.setenv("MULTIPLY_TASKS", "12")
+    async with devnet(providers=3, seed=13) as net:
+        for key, val in net.env().items():
+            monkeypatch.setenv(key, val)
+        outcome = await Runner(APP, workers=2, run_id="api", dsn=installed_dsn).main()
+    assert (outcome.status, outcome.exit_code, outcome.counts.done) == ("finished", 0, 12)
+    out = tmp_path / "results.csv"
+    cli = await Cli.start(
+        "results",
+        "--run-id",
+        "api",
+        "--format",
+        "csv",
+        "--output",
+        str(out),
+        env=env_for(net, installed_dsn),
+        log=tmp_path / "results.log",
+    )
+    assert await cli.wait() == 0, cli.output()
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("key,status,result,attempts,error,activity_id")
+    assert len(lines) == 13 and lines[1].startswith("0,done,0,1,,")
