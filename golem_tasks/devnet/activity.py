@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -44,6 +45,10 @@ from golem_tasks.devnet.transfer import TransferError, transfer
 logger = logging.getLogger(__name__)
 
 VOLUMES = ("work", "input", "output", "resources")
+#: Finished batches an activity keeps (older ones are forgotten: their id gives 404).
+MAX_BATCHES = 1000
+#: Real seconds the batches of a terminated activity stay readable.
+BATCH_RETENTION = 120.0
 _GOLEM_PATH = re.compile(r"(?<![\w.~/-])/golem(?=/|$|[\s'\";&|)<>])")
 
 
@@ -204,6 +209,8 @@ class ExeUnits:
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
         }
+        #: Threads that fork the processes of ``run`` (see :meth:`RunningProcess.start`).
+        self._spawner = ThreadPoolExecutor(max_workers=4, thread_name_prefix="devnet-spawn")
         #: Called when an activity ends on its own (crash), to let the provider react.
         self.on_crash: Callable[[Activity], None] = lambda activity: None
 
@@ -216,6 +223,7 @@ class ExeUnits:
                     batch.task.cancel()
         if self._session is not None:
             await self._session.close()
+        self._spawner.shutdown(wait=False)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -280,8 +288,10 @@ class ExeUnits:
             for process in batch.processes:
                 process.kill()
             batch.signal.fire()
-        root = activity.root
-        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, shutil.rmtree, activity.root, True)
+        # Results stay readable for a while, then only the activity's state is kept.
+        loop.call_later(BATCH_RETENTION, activity.batches.clear)
 
     # ------------------------------------------------------------------ usage
     def _cpu(self, activity: Activity) -> float:
@@ -305,8 +315,17 @@ class ExeUnits:
         commands = parse_script(text)
         batch = Batch(id=secrets.token_hex(16), commands=commands)
         activity.batches[batch.id] = batch
+        if len(activity.batches) > MAX_BATCHES:
+            self._forget_old_batches(activity)
         batch.task = asyncio.get_running_loop().create_task(self._run_batch(activity, batch))
         return batch.id
+
+    @staticmethod
+    def _forget_old_batches(activity: Activity) -> None:
+        """Bound memory on long-lived activities: drop the oldest finished batches."""
+        excess = len(activity.batches) - MAX_BATCHES
+        for batch_id in [b.id for b in activity.batches.values() if b.done][:excess]:
+            del activity.batches[batch_id]
 
     def batch(self, activity: Activity, batch_id: str) -> Batch:
         batch = activity.batches.get(batch_id)
@@ -488,16 +507,19 @@ class ExeUnits:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            process = RunningProcess(
+            process = await RunningProcess.start(
                 argv,
                 workdir,
                 env,
                 self._output(batch, index, "stdout"),
                 self._output(batch, index, "stderr"),
+                self._spawner,
             )
         except OSError as exc:
             return -1, f"Runtime error: cannot execute '{entry}': {exc.strerror or exc}"
         batch.processes.add(process)
+        if not activity.alive:  # terminated while the process was being spawned
+            process.kill()
         try:
             exit_ = await process.wait()
         finally:

@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from golem_tasks.devnet.clock import Clock, isoformat
@@ -242,7 +242,7 @@ class Market:
 
     def offer_again(self, provider: Provider) -> None:
         """A provider that became free re-publishes its offer to every live demand."""
-        for demand in list(self.demands.values()):
+        for demand in self.active_demands():
             demand.offered.discard(provider.node_id)
             self._offer(demand, provider)
 
@@ -612,7 +612,3 @@ class Market:
                 continue
             found.append(agreement.list_entry())
         return found
-
-
-def default_valid_to(clock: Clock) -> datetime:
-    return clock.now() + timedelta(seconds=60)

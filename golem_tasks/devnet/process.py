@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,32 +35,26 @@ class Exit:
 
 
 class RunningProcess:
-    """A started child: collect its output through callbacks, await its exit."""
+    """A started child: collect its output through callbacks, await its exit.
+
+    Create it with :meth:`start`, which forks in a worker thread: forking releases the GIL,
+    so the event loop keeps serving requests while processes are being spawned.
+    """
 
     def __init__(
         self,
-        argv: Sequence[str],
-        cwd: Path,
-        env: Mapping[str, str],
+        popen: subprocess.Popen,
         on_stdout: Callable[[bytes], None],
         on_stderr: Callable[[bytes], None],
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self.pid = self._popen.pid
+        self._popen = popen
+        self.pid = popen.pid
         self._exited: asyncio.Future[Exit] = self._loop.create_future()
         self._open_pipes = 2
         self._pipes_closed = self._loop.create_future()
-        assert self._popen.stdout is not None and self._popen.stderr is not None
-        for pipe, sink in ((self._popen.stdout, on_stdout), (self._popen.stderr, on_stderr)):
+        assert popen.stdout is not None and popen.stderr is not None
+        for pipe, sink in ((popen.stdout, on_stdout), (popen.stderr, on_stderr)):
             fd = pipe.fileno()
             os.set_blocking(fd, False)
             self._loop.add_reader(fd, self._read, pipe, sink)
@@ -68,8 +64,36 @@ class RunningProcess:
             self._pidfd = None
         if self._pidfd is not None:
             self._loop.add_reader(self._pidfd, self._reap)
+            self._reap()  # it may have exited already
         else:  # pragma: no cover - old kernels: poll
             self._poll_handle = self._loop.call_later(0.01, self._poll)
+
+    @classmethod
+    async def start(
+        cls,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None],
+        executor: Executor | None = None,
+    ) -> RunningProcess:
+        """Spawn ``argv`` in ``cwd`` (its own session, so it can be killed with its children).
+
+        Raises OSError when the program cannot be executed.
+        """
+        spawn = functools.partial(
+            subprocess.Popen,
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        popen = await asyncio.get_running_loop().run_in_executor(executor, spawn)
+        return cls(popen, on_stdout, on_stderr)
 
     def _read(self, pipe, sink: Callable[[bytes], None]) -> None:
         fd = pipe.fileno()
