@@ -1,7 +1,8 @@
 """Test app: task n runs `echo $((n * 7))` on the provider (after an optional sleep).
 
 Environment: MULTIPLY_TASKS (default 50), MULTIPLY_SLEEP (seconds, default 0),
-MULTIPLY_FAIL (a task number that always fails), MULTIPLY_ENDLESS (1: never ends).
+MULTIPLY_FAIL (a task number that always fails), MULTIPLY_ENDLESS (1: never ends),
+MULTIPLY_MAX_ATTEMPTS (default 2).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from golem.resources import Activity, Run
 
 PAYLOAD = RepositoryVmPayload("9a3b5d67b0b27746283cb5f287c13eab1beaa12d92a9f536b747c7ae")
 TASK_TIMEOUT = 60
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = int(os.environ.get("MULTIPLY_MAX_ATTEMPTS", "2"))
 
 TASKS = int(os.environ.get("MULTIPLY_TASKS", "50"))
 SLEEP = float(os.environ.get("MULTIPLY_SLEEP", "0"))
