@@ -15,9 +15,8 @@ from pathlib import Path
 
 import click
 
+from golem_tasks.devnet.detached import READY
 from golem_tasks.errors import UserError
-
-READY = "# golem-tasks devnet ready"
 
 
 @click.command()
@@ -117,13 +116,13 @@ async def _serve(net) -> None:
         raise UserError(
             f"cannot listen on {net.host}:{net.requested_port}: {exc.strerror or exc}"
         ) from None
-    click.echo(net.export_lines() + READY + " (Ctrl+C to stop)", nl=True)
-    sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    click.echo(net.export_lines() + READY + " (Ctrl+C to stop)", nl=True)
+    sys.stdout.flush()
     try:
         await stop.wait()
     finally:
