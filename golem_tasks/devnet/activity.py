@@ -354,17 +354,26 @@ class ExeUnits:
         )
         return batch.results(command_index)
 
-    async def stream(self, activity: Activity, batch_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Runtime events of a batch: everything so far, then live until the batch ends."""
+    async def stream(
+        self, activity: Activity, batch_id: str, keepalive: float = 15.0
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Runtime events of a batch: everything so far, then live until the batch ends.
+
+        ``None`` after ``keepalive`` seconds without news: time for a ping (as yagna does).
+        """
         batch = self.batch(activity, batch_id)
         position = 0
         while True:
+            if position == len(batch.events) and not batch.done:
+                await batch.signal.wait(keepalive)
+                if position == len(batch.events) and not batch.done:
+                    yield None
+                    continue
             while position < len(batch.events):
                 yield batch.events[position]
                 position += 1
-            if batch.done:
+            if batch.done and position == len(batch.events):
                 return
-            await batch.signal.wait(15.0)
 
     def _event(self, batch: Batch, index: int, kind: dict[str, Any]) -> None:
         batch.events.append(

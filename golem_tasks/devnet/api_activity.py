@@ -86,6 +86,9 @@ async def _stream(request: web.Request, activity, batch_id: str) -> web.StreamRe
     await response.prepare(request)
     sequence = 0
     async for event in network(request).exeunits.stream(activity, batch_id):
+        if event is None:
+            await response.write(b":ping\n\n")
+            continue
         frame = f"event: runtime\ndata: {json.dumps(event)}\nid: {sequence}\n\n"
         await response.write(frame.encode())
         sequence += 1
