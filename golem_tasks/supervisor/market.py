@@ -301,7 +301,9 @@ class Market:
             ours = await offer.proposal.respond(self._builder.properties, self._builder.constraints)
             await self._decide(offer.proposal.id, "countered", None)
             theirs = await asyncio.wait_for(_first_response(ours), NEGOTIATION_TIMEOUT_S)
-            await self._record_proposal(theirs, "provider", None, offer.price, None, None)
+            await self._record_proposal(
+                theirs, "provider", offer.proposal.id, offer.price, None, None
+            )
             agreement = await theirs.create_agreement(autoclose=False)
             async with self.pool.connection() as conn:
                 await access.execute(
