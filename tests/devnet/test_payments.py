@@ -297,3 +297,25 @@ async def test_unknown_documents(api) -> None:
         assert (await api.call("POST", f"{PAYMENT}/{path}/accept", json_body=body))[0] == 404
     notes = await api.ok("GET", f"{PAYMENT}/debitNotes", params={"maxItems": 1})
     assert len(notes) <= 1
+
+
+async def test_rejected_invoice_can_still_be_accepted(api) -> None:
+    session = uuid.uuid4().hex
+    after = datetime.now(timezone.utc).isoformat()
+    budget = await allocation(api, "1")
+    agreement_id, _, _ = await agreement(api, session=session)
+    await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})
+    (event,) = await wait_events(api, "invoice", after, session, 1)
+    path = f"{PAYMENT}/invoices/{event['invoiceId']}"
+    invoice = await api.ok("GET", path)
+    rejection = {"rejectionReason": "BAD_SERVICE", "totalAmountAccepted": "0", "message": "slow"}
+    await api.ok("POST", path + "/reject", json_body=rejection)
+    assert (await api.ok("GET", path))["status"] == "REJECTED"
+    events = await wait_events(api, "invoice", event["eventDate"], session, 1)
+    assert events[0]["eventType"] == "InvoiceRejectedEvent"
+    assert events[0]["rejection"] == rejection
+    accept = {"allocationId": budget["allocationId"], "totalAmountAccepted": invoice["amount"]}
+    await api.ok("POST", path + "/accept", json_body=accept)
+    assert (await api.ok("GET", path))["status"] == "ACCEPTED"
+    status, _ = await api.call("POST", path + "/reject", json_body=rejection)
+    assert status == 400  # an accepted invoice cannot be rejected any more
