@@ -30,10 +30,16 @@ SETUP_TIMEOUT_S = 300.0
 IDLE_POLL_S = 1.0
 #: This many failed tasks in a row mean the activity, not the tasks, is broken.
 FAILURES_IN_A_ROW = 3
+#: How long a failed task's leftover batch may keep the activity busy.
+BUSY_GRACE_S = 30.0
 
 
 class ActivityFailed(Exception):
     """The activity cannot go on; the message is its stop reason."""
+
+
+class ActivityRetired(Exception):
+    """The activity should not take more tasks, through no fault of its provider."""
 
 
 def describe(exc: BaseException) -> str:
@@ -93,6 +99,8 @@ class ActivityDriver:
                 reason = self.stop_reason
         except ActivityFailed as exc:
             status, reason = "failed", str(exc)
+        except ActivityRetired as exc:
+            reason = str(exc)
         except asyncio.CancelledError:
             # The worker is shutting down: leave the activity to the next worker.
             await asyncio.shield(self._hand_over())
@@ -203,11 +211,26 @@ class ActivityDriver:
                 return
             failures = 0 if ok else failures + 1
             if not ok:
+                await self._wait_until_idle(claim.timeout_s)
                 state = await self._state(self.activity)
                 if state != "Ready":
                     raise ActivityFailed(f"activity is {state}")
                 if failures >= FAILURES_IN_A_ROW:
                     raise ActivityFailed(f"{failures} tasks failed in a row on it")
+
+    async def _wait_until_idle(self, timeout_s: float | None) -> None:
+        """A failed or timed-out task may leave its batch running, and the exe-unit takes
+        no other batch until it ends: wait for it a while, then retire the activity."""
+        assert self.activity is not None
+        if self.activity.idle:
+            return
+        grace = min(timeout_s or BUSY_GRACE_S, BUSY_GRACE_S)
+        try:
+            await asyncio.wait_for(self.activity.wait_idle(), grace)
+        except asyncio.TimeoutError:
+            raise ActivityRetired(
+                f"a failed task's batch still ran {grace:g}s after it; the activity is busy"
+            ) from None
 
     async def _nothing_left(self) -> bool:
         async with self.ctx.pool.connection() as conn:

@@ -171,6 +171,27 @@ async def test_always_failing_task_ends_failed_while_the_rest_finish(
     await assert_run_closed(installed_dsn, "failing")
 
 
+async def test_task_over_its_timeout_fails_on_that_activity(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    async with devnet(providers=3, seed=14) as net:
+        env = env_for(
+            net, installed_dsn, MULTIPLY_TASKS="6", MULTIPLY_SLOW="2", MULTIPLY_TIMEOUT="1.5"
+        )
+        cli = await Cli.start(
+            "run", APP, "--workers", "2", "--run-id", "timeout", env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait() == 1, cli.output()
+    tasks = {
+        t["key"]: t
+        for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'timeout'")
+    }
+    slow = tasks.pop("2")
+    assert (slow["status"], slow["attempts"]) == ("failed", 2)
+    assert slow["error"] == "timed out after 1.5s"
+    assert all(t["status"] == "done" for t in tasks.values())
+
+
 async def test_endless_tasks_keep_a_bounded_window(installed_dsn: str, tmp_path: Path) -> None:
     async with devnet(providers=3, seed=7) as net:
         env = env_for(net, installed_dsn, MULTIPLY_ENDLESS="1")
