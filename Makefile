@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # PostgreSQL and a local devnet.
 run: install
 	$(BIN)/golem-tasks install
-	YAGNA_APPKEY=devnet $(BIN)/golem-tasks run examples/hello_world.py --workers 3 --devnet 5
+	$(BIN)/golem-tasks run examples/hello_world.py --workers 3 --devnet 5
 
 test: install
 	$(BIN)/pytest -q

@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 7465
 
 
+#: How long stopping waits for requests in flight (a long poll would hold it for seconds).
+SHUTDOWN_TIMEOUT_S = 0.5
+
+
 class Devnet:
     """A running devnet: REST API on ``host:port``, simulated providers behind it."""
 
@@ -76,7 +80,10 @@ class Devnet:
     async def start(self) -> None:
         self.network = Network(self.profile, self.seed, self.clock, self.platform, self._workdir)
         app = build_app(self.network, self.app_key, self._recorder)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Long polls hold requests for seconds: do not wait them out when stopping.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port, backlog=1024)
         try:
