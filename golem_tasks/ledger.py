@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 
-from golem_tasks.db.queries import queries
+from golem_tasks.db import access
 
 WINDOW = timedelta(hours=1)
 
@@ -37,16 +38,12 @@ def budget_reason(spent: Decimal, increment: Decimal, budget: Decimal) -> str:
 
 
 async def _spent(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> Decimal:
-    row = await (
-        await conn.execute(queries.spent_since, {"run_id": run_id, "since": now - WINDOW})
-    ).fetchone()
+    row = await access.one(conn, "spent_since", run_id=run_id, since=now - WINDOW)
     return Decimal(row["spent"])
 
 
 async def _allocation(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> str | None:
-    row = await (
-        await conn.execute(queries.current_allocation, {"run_id": run_id, "now": now})
-    ).fetchone()
+    row = await access.one(conn, "current_allocation", run_id=run_id, now=now)
     return row["id"] if row else None
 
 
@@ -70,6 +67,57 @@ def _judge(
     return True, None
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """The queries that differ between debit notes and invoices."""
+
+    get: str
+    covered: str  # what this document's earlier accepted documents already cover
+    insert: str
+
+
+DEBIT_NOTE = _Kind("get_debit_note", "last_accepted_note_total", "insert_debit_note")
+INVOICE = _Kind("get_invoice", "agreement_accepted_notes_total", "insert_invoice")
+
+
+async def _decide(
+    conn: psycopg.AsyncConnection,
+    kind: _Kind,
+    *,
+    run_id: str,
+    doc_id: str,
+    amount: Decimal,
+    covered_by: dict[str, Any],
+    facts: dict[str, Any],
+    budget: Decimal,
+    now: datetime,
+) -> Decision:
+    """Decide and store one document in one transaction (idempotent by its id)."""
+    async with conn.transaction():
+        await access.execute(conn, "spend_lock", run_id=run_id)
+        row = await access.one(conn, kind.get, id=doc_id)
+        if row is not None:
+            return _known(row)
+        covered = await access.one(conn, kind.covered, **covered_by)
+        increment = max(Decimal(0), amount - Decimal(covered["total"]))
+        spent = await _spent(conn, run_id, now)
+        allocation_id = await _allocation(conn, run_id, now)
+        accepted, reason = _judge(spent, increment, budget, allocation_id)
+        await access.execute(
+            conn,
+            kind.insert,
+            id=doc_id,
+            run_id=run_id,
+            increment=increment,
+            status="accepted" if accepted else "refused",
+            reason=reason,
+            allocation_id=allocation_id if accepted else None,
+            now=now,
+            **facts,
+        )
+    return Decision(accepted, increment, reason, allocation_id)
+
+
 async def decide_debit_note(
     conn: psycopg.AsyncConnection,
     *,
@@ -81,35 +129,22 @@ async def decide_debit_note(
     budget: Decimal,
     now: datetime,
 ) -> Decision:
-    """Decide and store a debit note in one transaction (idempotent by note id)."""
-    async with conn.transaction():
-        await conn.execute(queries.spend_lock, {"run_id": run_id})
-        row = await (await conn.execute(queries.get_debit_note, {"id": note_id})).fetchone()
-        if row is not None:
-            return _known(row)
-        last = await (
-            await conn.execute(queries.last_accepted_note_total, {"activity_id": activity_id})
-        ).fetchone()
-        increment = max(Decimal(0), total_amount_due - Decimal(last["total"]))
-        spent = await _spent(conn, run_id, now)
-        allocation_id = await _allocation(conn, run_id, now)
-        accepted, reason = _judge(spent, increment, budget, allocation_id)
-        await conn.execute(
-            queries.insert_debit_note,
-            {
-                "id": note_id,
-                "run_id": run_id,
-                "agreement_id": agreement_id,
-                "activity_id": activity_id,
-                "total_amount_due": total_amount_due,
-                "increment": increment,
-                "status": "accepted" if accepted else "refused",
-                "reason": reason,
-                "allocation_id": allocation_id if accepted else None,
-                "now": now,
-            },
-        )
-    return Decision(accepted, increment, reason, allocation_id)
+    """A debit note adds its increase over the activity's last accepted note."""
+    return await _decide(
+        conn,
+        DEBIT_NOTE,
+        run_id=run_id,
+        doc_id=note_id,
+        amount=total_amount_due,
+        covered_by={"activity_id": activity_id},
+        facts={
+            "agreement_id": agreement_id,
+            "activity_id": activity_id,
+            "total_amount_due": total_amount_due,
+        },
+        budget=budget,
+        now=now,
+    )
 
 
 async def decide_invoice(
@@ -122,36 +157,18 @@ async def decide_invoice(
     budget: Decimal,
     now: datetime,
 ) -> Decision:
-    """Decide and store an invoice in one transaction (idempotent by invoice id)."""
-    async with conn.transaction():
-        await conn.execute(queries.spend_lock, {"run_id": run_id})
-        row = await (await conn.execute(queries.get_invoice, {"id": invoice_id})).fetchone()
-        if row is not None:
-            return _known(row)
-        covered = await (
-            await conn.execute(
-                queries.agreement_accepted_notes_total, {"agreement_id": agreement_id}
-            )
-        ).fetchone()
-        increment = max(Decimal(0), amount - Decimal(covered["total"]))
-        spent = await _spent(conn, run_id, now)
-        allocation_id = await _allocation(conn, run_id, now)
-        accepted, reason = _judge(spent, increment, budget, allocation_id)
-        await conn.execute(
-            queries.insert_invoice,
-            {
-                "id": invoice_id,
-                "run_id": run_id,
-                "agreement_id": agreement_id,
-                "amount": amount,
-                "increment": increment,
-                "status": "accepted" if accepted else "refused",
-                "reason": reason,
-                "allocation_id": allocation_id if accepted else None,
-                "now": now,
-            },
-        )
-    return Decision(accepted, increment, reason, allocation_id)
+    """An invoice adds what the agreement's accepted debit notes had not covered."""
+    return await _decide(
+        conn,
+        INVOICE,
+        run_id=run_id,
+        doc_id=invoice_id,
+        amount=amount,
+        covered_by={"agreement_id": agreement_id},
+        facts={"agreement_id": agreement_id, "amount": amount},
+        budget=budget,
+        now=now,
+    )
 
 
 async def spent_last_hour(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> Decimal:
@@ -171,5 +188,5 @@ class ActivityCost:
 
 
 async def activity_cost(conn: psycopg.AsyncConnection, activity_id: str) -> ActivityCost:
-    row = await (await conn.execute(queries.activity_cost, {"activity_id": activity_id})).fetchone()
+    row = await access.one(conn, "activity_cost", activity_id=activity_id)
     return ActivityCost(Decimal(row["cost"]), int(row["results"]), float(row["age_s"] or 0))

@@ -8,6 +8,7 @@ needed (and do not take this run's jobs).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from decimal import Decimal
@@ -44,7 +45,7 @@ class Runner:
         devnet_providers: int | None = None,
         **supervisor_kwargs: Any,
     ) -> None:
-        self.options = RunOptions(
+        options = RunOptions(
             app=app,
             workers=workers,
             run_id=run_id,
@@ -59,6 +60,25 @@ class Runner:
             debit_note_interval_s=debit_note_interval_s,
             local_only=True,
         )
+        self._setup(options, dsn, devnet_providers, supervisor_kwargs)
+
+    @classmethod
+    def from_options(
+        cls, options: RunOptions, *, dsn: str | None = None, devnet_providers: int | None = None
+    ) -> Runner:
+        """A runner for options already built (as the CLI builds them)."""
+        runner = cls.__new__(cls)
+        runner._setup(dataclasses.replace(options, local_only=True), dsn, devnet_providers, {})
+        return runner
+
+    def _setup(
+        self,
+        options: RunOptions,
+        dsn: str | None,
+        devnet_providers: int | None,
+        supervisor_kwargs: dict[str, Any],
+    ) -> None:
+        self.options = options
         self.dsn_option = dsn
         self.devnet_providers = devnet_providers
         self.supervisor_kwargs = supervisor_kwargs

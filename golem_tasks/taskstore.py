@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from golem_tasks.db.queries import queries
+from golem_tasks.runlog import record_error
 
 logger = logging.getLogger(__name__)
 
@@ -200,17 +201,14 @@ async def fail(
         if row is None:
             return None
         await _store_batches(conn, claim, batch_ids)
-        await conn.execute(
-            queries.record_error,
-            {
-                "run_id": claim.run_id,
-                "source": "worker",
-                "kind": "task",
-                "message": f"task {claim.key} attempt {claim.attempt}: {error}",
-                "agreement_id": None,
-                "activity_id": claim.activity_id,
-                "task_id": claim.task_id,
-            },
+        await record_error(
+            conn,
+            claim.run_id,
+            source="worker",
+            kind="task",
+            message=f"task {claim.key} attempt {claim.attempt}: {error}",
+            activity_id=claim.activity_id,
+            task_id=claim.task_id,
         )
     return str(row["status"])
 

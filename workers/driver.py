@@ -19,6 +19,7 @@ from golem_tasks import taskstore
 from golem_tasks.appmodule import App
 from golem_tasks.db import access
 from golem_tasks.retry import retrying
+from golem_tasks.runlog import record_error
 from golem_tasks.taskstore import Claim
 from workers.context import WorkerContext
 
@@ -298,16 +299,14 @@ class ActivityDriver:
                 conn, "end_activity", id=self.activity.id, status=status, reason=reason
             )
             if status == "failed":
-                await access.execute(
+                await record_error(
                     conn,
-                    "record_error",
-                    run_id=self.run_id,
+                    self.run_id,
                     source="worker",
                     kind="activity",
                     message=reason,
                     agreement_id=self.agreement_id,
                     activity_id=self.activity.id,
-                    task_id=None,
                 )
         logger.info("activity %s %s: %s", self.activity.id, status, reason)
 
@@ -328,16 +327,13 @@ class ActivityDriver:
             await access.execute(
                 conn, "request_agreement_end", id=self.agreement_id, reason=reason, avoid=True
             )
-            await access.execute(
+            await record_error(
                 conn,
-                "record_error",
-                run_id=self.run_id,
+                self.run_id,
                 source="worker",
                 kind="activity",
                 message=reason,
                 agreement_id=self.agreement_id,
-                activity_id=None,
-                task_id=None,
             )
         logger.warning("agreement %s: %s", self.agreement_id, reason)
 

@@ -31,6 +31,21 @@ def print_summary(dsn: str, run_id: str) -> None:
     Console().print(render.summary(asyncio.run(_snapshot(dsn, run_id))))
 
 
+@click.command(name="runs")
+@dsn_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def list_runs(dsn: str | None, limit: int) -> None:
+    """The most recent runs in the database, newest first."""
+    resolved = resolve_dsn(dsn).dsn
+
+    async def go() -> list[dict[str, object]]:
+        async with connection(resolved, autocommit=True) as conn:
+            await require_schema(conn, resolved)
+            return await access.all_rows(conn, "list_runs", limit=limit)
+
+    Console().print(render.runs(asyncio.run(go())))
+
+
 @click.command()
 @dsn_option
 @run_id_option

@@ -282,21 +282,6 @@ def run(devnet_providers: int | None, **params: Any) -> None:
     load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
-    runner = Runner(
-        options.app,
-        workers=options.workers,
-        run_id=options.run_id,
-        dsn=dsn,
-        budget=options.budget,
-        max_price=options.max_price,
-        price_limits=options.price_limits,
-        warmup_s=options.warmup_s,
-        subnet=options.subnet,
-        payment_network=options.payment_network,
-        payment_driver=options.payment_driver,
-        feed_window=options.feed_window,
-        debit_note_interval_s=options.debit_note_interval_s,
-        devnet_providers=devnet_providers,
-    )
+    runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
     outcome = run_until_signalled(runner.main, runner.stop)
     report(outcome, dsn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import PurePath
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -91,6 +92,24 @@ def summary(snap: RunSnapshot) -> RenderableType:
     )
     grid.add_row("errors", str(market.get("errors", 0)))
     return Panel(Group(head, grid), title="golem-tasks", expand=False)
+
+
+def runs(rows: list[dict[str, Any]]) -> RenderableType:
+    table = Table(title="runs", expand=False)
+    for column in ("run", "status", "done", "started"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("app", max_width=14, no_wrap=True, overflow="ellipsis")
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            f"{row['done']}/{row['tasks']}",
+            row["created_at"].strftime("%m-%d %H:%M"),
+            PurePath(row["app"]).name,
+            row["stop_reason"] or "",
+        )
+    return table
 
 
 def activities(snap: RunSnapshot) -> RenderableType:

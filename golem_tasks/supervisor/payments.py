@@ -23,6 +23,7 @@ from golem_tasks import ledger
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
 from golem_tasks.retry import retrying
+from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 
 logger = logging.getLogger(__name__)
@@ -122,14 +123,9 @@ class Payments:
                 budget=self.budget,
                 now=self.clock.now(),
             )
+        await self._settle(note, str(data.status), decision, Decimal(data.total_amount_due))
         if decision.accepted:
-            if str(data.status).upper() == RECEIVED:
-                await self._accept(note, decision.allocation_id, Decimal(data.total_amount_due))
             await self._judge_cost(data.activity_id)
-        elif not decision.known:
-            logger.warning("debit note %s refused: %s", note.id, decision.reason)
-            if decision.reason and decision.reason.startswith("budget"):
-                await self.on_budget_exceeded(decision.reason)
 
     async def _invoice(self, invoice: Invoice) -> None:
         data = await retrying(lambda: invoice.get_data(force=True), what="get invoice")
@@ -145,13 +141,22 @@ class Payments:
                 budget=self.budget,
                 now=self.clock.now(),
             )
-        if decision.accepted and str(data.status).upper() == RECEIVED:
-            await self._accept(invoice, decision.allocation_id, Decimal(data.amount))
-        elif not decision.accepted and not decision.known:
-            logger.warning("invoice %s refused: %s", invoice.id, decision.reason)
+        await self._settle(invoice, str(data.status), decision, Decimal(data.amount))
+        self.invoice_seen.set()
+
+    async def _settle(
+        self, document: DebitNote | Invoice, status: str, decision: ledger.Decision, amount: Decimal
+    ) -> None:
+        """Tell yagna what was decided: accept (again, after a crash), or stop the run."""
+        if decision.accepted:
+            if status.upper() == RECEIVED:
+                await self._accept(document, decision.allocation_id, amount)
+        elif not decision.known:
+            logger.warning(
+                "%s %s refused: %s", type(document).__name__, document.id, decision.reason
+            )
             if decision.reason and decision.reason.startswith("budget"):
                 await self.on_budget_exceeded(decision.reason)
-        self.invoice_seen.set()
 
     async def _accept(
         self, document: DebitNote | Invoice, allocation_id: str | None, amount: Decimal
@@ -186,14 +191,12 @@ class Payments:
                 await access.execute(
                     conn, "avoid_provider_of", id=stopped["agreement_id"], reason=reason
                 )
-                await access.execute(
+                await record_error(
                     conn,
-                    "record_error",
-                    run_id=self.run_id,
+                    self.run_id,
                     source="supervisor",
                     kind="cost",
                     message=reason,
-                    agreement_id=None,
+                    agreement_id=stopped["agreement_id"],
                     activity_id=activity_id,
-                    task_id=None,
                 )

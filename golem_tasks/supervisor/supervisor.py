@@ -34,6 +34,7 @@ from golem_tasks.db import access
 from golem_tasks.db.connect import connect, connection_error, require_schema
 from golem_tasks.errors import UserError
 from golem_tasks.retry import retrying
+from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.feeder import Feeder
 from golem_tasks.supervisor.market import Market
@@ -465,19 +466,9 @@ class Supervisor:
             await access.execute(conn, "mark_agreement_terminated", id=agreement_id, reason=reason)
         logger.info("agreement %s terminated: %s", agreement_id, reason)
 
-    async def _error(self, source: str, kind: str, message: str, **ids: Any) -> None:
+    async def _error(self, source: str, kind: str, message: str) -> None:
         async with self.pool.connection() as conn:
-            await access.execute(
-                conn,
-                "record_error",
-                run_id=self.run_id,
-                source=source,
-                kind=kind,
-                message=message,
-                agreement_id=ids.get("agreement_id"),
-                activity_id=ids.get("activity_id"),
-                task_id=ids.get("task_id"),
-            )
+            await record_error(conn, self.run_id, source=source, kind=kind, message=message)
 
     # -- the end ------------------------------------------------------------------------
 

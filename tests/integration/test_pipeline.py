@@ -67,6 +67,16 @@ async def test_fifty_tasks_on_three_activities(installed_dsn: str, tmp_path: Pat
         "finished"
     )
     await assert_run_closed(installed_dsn, "fifty")
+    # What a user sees of it.
+    views = {}
+    for command in (("summary",), ("show",), ("runs",)):
+        cli = await Cli.start(*command, env=env, log=tmp_path / f"{command[0]}.log")
+        assert await cli.wait() == 0, cli.output()
+        views[command[0]] = cli.output(200)
+    assert "fifty" in views["summary"] and "50 done, 0 failed" in views["summary"]
+    assert "3/3 invoices accepted" in views["summary"]
+    assert "activities" in views["show"] and views["show"].count("no more") == 3
+    assert "fifty" in views["runs"] and "50/50" in views["runs"]
 
 
 async def test_two_worker_processes_share_a_run(installed_dsn: str, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 -- Read-only views of a run for `summary`, `show` and `results`.
 
 -- name: list_runs
-SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
+SELECT r.id, r.app, r.status, r.stop_reason, r.created_at,
        (SELECT count(*) FROM tasks.task t WHERE t.run_id = r.id) AS tasks,
        (SELECT count(*) FROM tasks.task t WHERE t.run_id = r.id AND t.status = 'done') AS done
 FROM tasks.run r ORDER BY r.created_at DESC LIMIT %(limit)s;
