@@ -245,26 +245,21 @@ def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str,
 
 
 def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str, ...]) -> int:
-    """One worker per process; signals reach them all through the process group."""
-    args = [
-        sys.executable,
-        "-m",
-        "golem_tasks",
-        "worker",
-        "--dsn",
-        dsn,
-        "--concurrency",
-        str(concurrency),
-    ]
+    """One worker per process; a stop signal to this one is passed on to them all."""
+    args = [sys.executable, "-m", "golem_tasks", "worker", "--dsn", dsn]
+    args += ["--concurrency", str(concurrency)]
     for name in queues:
         args += ["--queue", name]
     children = [subprocess.Popen(args) for _ in range(processes)]
-    signal.signal(signal.SIGTERM, lambda *_: [c.send_signal(signal.SIGTERM) for c in children])
-    try:
-        codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
-        codes = [child.wait() for child in children]
-    return max(codes)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
 
 
 @click.command()
