@@ -7,9 +7,11 @@ the results count and per-task limits. See the README for the interface.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import inspect
+import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from golem_tasks.errors import UserError
+from golem_tasks.errors import UserError, describe
 
 DEFAULT_TASK_TIMEOUT_S = 300.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -41,22 +43,33 @@ class App:
     def name(self) -> str:
         return self.module.__name__
 
-    async def iterate_tasks(self, run_id: str) -> AsyncIterator[Any]:
-        """``get_tasks(run_id)`` as an async iterator, whether it is sync or async."""
+    async def task_batches(self, run_id: str, size: int) -> AsyncIterator[list[Any]]:
+        """``get_tasks(run_id)`` in lists of up to ``size`` items, sync or async.
+
+        A sync iterable is advanced in a thread, so that a slow one (a file, a network
+        source) never blocks the supervisor's event loop.
+        """
         produced = self.get_tasks(run_id)
         if inspect.isawaitable(produced):
             produced = await produced
         if hasattr(produced, "__aiter__"):
+            batch: list[Any] = []
             async for item in produced:
-                yield item
+                batch.append(item)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
             return
         if not isinstance(produced, Iterable):
             raise UserError(
                 f"app {self.spec}: get_tasks() returned {type(produced).__name__}, "
                 "expected an iterable of task data"
             )
-        for item in produced:
-            yield item
+        items = iter(produced)
+        while batch := await asyncio.to_thread(lambda: list(itertools.islice(items, size))):
+            yield batch
 
 
 def _import(spec: str) -> tuple[str, ModuleType]:
@@ -82,7 +95,7 @@ def _import(spec: str) -> tuple[str, ModuleType]:
             module_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise UserError(f"app module {spec!r} failed to import: {_describe(exc)}") from exc
+            raise UserError(f"app module {spec!r} failed to import: {describe(exc)}") from exc
         return str(path), module
     try:
         return spec, importlib.import_module(spec)
@@ -92,14 +105,9 @@ def _import(spec: str) -> tuple[str, ModuleType]:
                 f"app module {spec!r} not found: give an importable module name "
                 "or a path to a .py file"
             ) from None
-        raise UserError(f"app module {spec!r} failed to import: {_describe(exc)}") from exc
+        raise UserError(f"app module {spec!r} failed to import: {describe(exc)}") from exc
     except Exception as exc:
-        raise UserError(f"app module {spec!r} failed to import: {_describe(exc)}") from exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        raise UserError(f"app module {spec!r} failed to import: {describe(exc)}") from exc
 
 
 def _positional_arity(func: Callable[..., Any]) -> tuple[int, int]:

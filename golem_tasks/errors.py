@@ -7,3 +7,9 @@ class UserError(Exception):
     """Bad input or environment that the user must fix; never a bug in golem-tasks."""
 
     exit_code = 2
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, for stored reasons and one-line errors."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -57,14 +57,8 @@ def _known(row: dict) -> Decision:
     )
 
 
-def _judge(
-    spent: Decimal, increment: Decimal, budget: Decimal, allocation_id: str | None
-) -> tuple[bool, str | None]:
-    if spent + increment > budget:
-        return False, budget_reason(spent, increment, budget)
-    if allocation_id is None and increment > 0:
-        return False, "no allocation for the current hour"
-    return True, None
+class NoAllocation(Exception):
+    """Nothing can be accepted before the current hour's allocation exists (decide later)."""
 
 
 @dataclass(frozen=True)
@@ -92,17 +86,24 @@ async def _decide(
     budget: Decimal,
     now: datetime,
 ) -> Decision:
-    """Decide and store one document in one transaction (idempotent by its id)."""
+    """Decide and store one document in one transaction.
+
+    An accepted document stays accepted (a redelivery gets the stored decision); a refused
+    one is decided again, since the sliding hour may have room by now.
+    """
     async with conn.transaction():
         await access.execute(conn, "spend_lock", run_id=run_id)
         row = await access.one(conn, kind.get, id=doc_id)
-        if row is not None:
+        if row is not None and row["status"] == "accepted":
             return _known(row)
         covered = await access.one(conn, kind.covered, **covered_by)
         increment = max(Decimal(0), amount - Decimal(covered["total"]))
         spent = await _spent(conn, run_id, now)
         allocation_id = await _allocation(conn, run_id, now)
-        accepted, reason = _judge(spent, increment, budget, allocation_id)
+        accepted = spent + increment <= budget
+        reason = None if accepted else budget_reason(spent, increment, budget)
+        if accepted and allocation_id is None and increment > 0:
+            raise NoAllocation(f"no allocation for {now.isoformat()} yet")
         await access.execute(
             conn,
             kind.insert,
@@ -115,7 +116,8 @@ async def _decide(
             now=now,
             **facts,
         )
-    return Decision(accepted, increment, reason, allocation_id)
+    refused_again = row is not None and not accepted
+    return Decision(accepted, increment, reason, allocation_id, known=refused_again)
 
 
 async def decide_debit_note(

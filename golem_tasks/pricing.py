@@ -104,14 +104,6 @@ class PriceLimits:
             "max_env_per_hour": _text(self.max_env_per_hour),
         }
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PriceLimits:
-        def get(key: str) -> Decimal | None:
-            value = data.get(key)
-            return None if value is None else Decimal(str(value))
-
-        return cls(get("max_start"), get("max_cpu_per_hour"), get("max_env_per_hour"))
-
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)

@@ -53,28 +53,26 @@ async def defer_drive(
 ) -> int | None:
     """Ask for one job to drive the agreement's activity; at most one runs at a time.
 
-    Returns the job id, or ``None`` when a job for this agreement is already queued.
+    Returns the id of the job now queued for it (a new one, or the one already waiting).
     """
-    deferrer = app.configure_task(
-        DRIVE_JOB,
-        queue=queue,
-        lock=f"agreement:{agreement_id}",
-        queueing_lock=f"agreement:{agreement_id}",
-    )
+    lock = f"agreement:{agreement_id}"
+    deferrer = app.configure_task(DRIVE_JOB, queue=queue, lock=lock, queueing_lock=lock)
     try:
         return await deferrer.defer_async(run_id=run_id, agreement_id=agreement_id)
     except procrastinate.exceptions.AlreadyEnqueued:
-        return None
+        waiting = await app.job_manager.list_jobs_async(queueing_lock=lock, status="todo")
+        return next((job.id for job in waiting), None)
 
 
 async def job_status(app: procrastinate.App, job_id: int) -> Status:
     return await app.job_manager.get_job_status_async(job_id)
 
 
-async def retry_stalled(app: procrastinate.App, queue: str) -> list[int]:
-    """Put back jobs whose worker died, so that another worker picks them up."""
+async def retry_stalled(app: procrastinate.App) -> list[int]:
+    """Put back jobs whose worker died, so that another worker picks them up (any run's:
+    whichever supervisor sees a dead worker first puts its jobs back)."""
     stalled = await app.job_manager.get_stalled_jobs(
-        queue=queue, task_name=DRIVE_JOB, seconds_since_heartbeat=STALLED_AFTER_S
+        task_name=DRIVE_JOB, seconds_since_heartbeat=STALLED_AFTER_S
     )
     retried = []
     for job in stalled:

@@ -1,7 +1,8 @@
 """Retrying yagna calls that fail for passing reasons (5xx, timeouts, dropped connections).
 
 golem-core retries only 408/504 and only on some calls; a daemon under load (or the
-devnet's fault injection) also answers 5xx, which must not end a long run.
+devnet's fault injection) also answers 5xx, and a database can restart: neither may end
+a run of hours.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
+import psycopg
+from psycopg_pool import PoolTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +22,21 @@ T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
+    """A failure that may pass: a 5xx/408/429 answer, a timeout, a dropped connection,
+    or a database that is briefly unreachable."""
     status = getattr(exc, "status", None)
     if isinstance(status, int):
         return status >= 500 or status in (408, 429)
-    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError))
+    return isinstance(
+        exc,
+        (
+            asyncio.TimeoutError,
+            aiohttp.ClientError,
+            ConnectionError,
+            psycopg.OperationalError,
+            PoolTimeout,
+        ),
+    )
 
 
 async def retrying(

@@ -1,8 +1,8 @@
 """The Python API: ``await Runner(app, workers=3).main()`` does what ``golem-tasks run`` does.
 
 A supervisor and a worker share this process and the run's own queue, so apps whose
-``get_tasks`` yields callables work too. Extra `golem-tasks worker` processes are not
-needed (and do not take this run's jobs).
+``get_tasks`` yields callables work too. Like the CLI, this module sits at the top of the
+stack: it composes the supervisor and the workers.
 """
 
 from __future__ import annotations
@@ -19,71 +19,43 @@ from golem_tasks.appmodule import CallableTasks, load_app
 from golem_tasks.config import Budget, parse_budget
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
-from golem_tasks.pricing import PriceLimits
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
 
 logger = logging.getLogger(__name__)
 
 
 class Runner:
+    """``Runner(app, workers=3, budget="0.5/h", max_price=0.01, ...)``: the keyword
+    arguments are :class:`RunOptions` fields; ``budget`` and ``max_price`` may be text."""
+
     def __init__(
         self,
         app: str,
         *,
-        workers: int = 1,
-        run_id: str | None = None,
         dsn: str | None = None,
         budget: str | Budget = "1/h",
         max_price: Decimal | float | str | None = None,
-        price_limits: PriceLimits | None = None,
-        warmup_s: float = 300.0,
-        subnet: str | None = None,
-        payment_network: str | None = None,
-        payment_driver: str | None = None,
-        feed_window: int | None = None,
-        debit_note_interval_s: int = 120,
         devnet_providers: int | None = None,
-        **supervisor_kwargs: Any,
+        **options: Any,
     ) -> None:
-        options = RunOptions(
+        self.options = RunOptions(
             app=app,
-            workers=workers,
-            run_id=run_id,
             budget=budget if isinstance(budget, Budget) else parse_budget(budget),
             max_price=None if max_price is None else Decimal(str(max_price)),
-            price_limits=price_limits or PriceLimits(),
-            subnet=subnet,
-            payment_network=payment_network,
-            payment_driver=payment_driver,
-            warmup_s=warmup_s,
-            feed_window=feed_window,
-            debit_note_interval_s=debit_note_interval_s,
-            local_only=True,
+            **{**options, "local_only": True},
         )
-        self._setup(options, dsn, devnet_providers, supervisor_kwargs)
+        self.dsn_option = dsn
+        self.devnet_providers = devnet_providers
+        self.supervisor: Supervisor | None = None
+        self._stop_requested = False
 
     @classmethod
     def from_options(
         cls, options: RunOptions, *, dsn: str | None = None, devnet_providers: int | None = None
     ) -> Runner:
         """A runner for options already built (as the CLI builds them)."""
-        runner = cls.__new__(cls)
-        runner._setup(dataclasses.replace(options, local_only=True), dsn, devnet_providers, {})
-        return runner
-
-    def _setup(
-        self,
-        options: RunOptions,
-        dsn: str | None,
-        devnet_providers: int | None,
-        supervisor_kwargs: dict[str, Any],
-    ) -> None:
-        self.options = options
-        self.dsn_option = dsn
-        self.devnet_providers = devnet_providers
-        self.supervisor_kwargs = supervisor_kwargs
-        self.supervisor: Supervisor | None = None
-        self._stop_requested = False
+        fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        return cls(dsn=dsn, devnet_providers=devnet_providers, **fields)
 
     def stop(self) -> None:
         """Stop cleanly, as Ctrl+C does."""
@@ -110,7 +82,7 @@ class Runner:
         from workers.context import WorkerContext
 
         callables = CallableTasks()
-        supervisor = Supervisor(self.options, dsn, callables=callables, **self.supervisor_kwargs)
+        supervisor = Supervisor(self.options, dsn, callables=callables)
         self.supervisor = supervisor
         if self._stop_requested:
             supervisor.request_stop()
@@ -125,9 +97,19 @@ class Runner:
                 concurrency=workers * 2 + 2,
                 install_signal_handlers=False,
             )
-            worker_task = asyncio.create_task(worker.run(), name="worker")
+            main = asyncio.create_task(supervisor.main(), name="supervisor")
+            worker_task: asyncio.Task[None] | None = None
             try:
-                return await supervisor.main()
+                # The worker starts once the supervisor has re-registered the callable
+                # tasks stored before a restart, so that no job claims one it cannot run.
+                started = asyncio.create_task(supervisor.started.wait())
+                await asyncio.wait([main, started], return_when=asyncio.FIRST_COMPLETED)
+                started.cancel()
+                if not main.done():
+                    worker_task = asyncio.create_task(worker.run(), name="worker")
+                return await main
             finally:
+                main.cancel()
                 worker.stop()
-                await asyncio.gather(worker_task, return_exceptions=True)
+                if worker_task is not None:
+                    await asyncio.gather(worker_task, return_exceptions=True)

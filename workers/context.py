@@ -8,20 +8,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from golem.node import GolemNode
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
+from golem_tasks.db.connect import open_pool
 
-if TYPE_CHECKING:
-    from workers.driver import ActivityDriver
+
+class Driver(Protocol):
+    """What the heartbeat needs of an activity's driver."""
+
+    def stop(self, reason: str) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -42,23 +46,18 @@ class WorkerContext:
         self.yagna = yagna or YagnaSettings.from_env()
         self.callables = callables
         self.lease_s = lease_s
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.pool = AsyncConnectionPool(
-            dsn,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            min_size=1,
-            max_size=pool_size,
-            open=False,
-        )
+        # host:pid names the process; the suffix keeps names apart across containers.
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.pool_size = pool_size
         self.node = GolemNode(
             self.yagna.app_key, api_url=self.yagna.api_url, collect_payment_events=False
         )
-        self.drivers: dict[str, ActivityDriver] = {}
+        self.drivers: dict[str, Driver] = {}
         self._apps: dict[str, App] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WorkerContext:
-        await self.pool.open(wait=True, timeout=15)
+        self.pool = await open_pool(self.dsn, max_size=self.pool_size)
         await self.node.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
         return self

@@ -16,8 +16,10 @@ from typing import Any
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
 from golem_tasks import taskstore
+from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App
 from golem_tasks.db import access
+from golem_tasks.errors import describe
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.taskstore import Claim
@@ -41,11 +43,6 @@ class ActivityFailed(Exception):
 
 class ActivityRetired(Exception):
     """The activity should not take more tasks, through no fault of its provider."""
-
-
-def describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def default_setup(activity: Activity) -> None:
@@ -89,7 +86,7 @@ class ActivityDriver:
             await self._give_up_agreement(str(exc))
             return
         if self.activity is None:
-            return
+            return  # another worker drives it
         self.ctx.drivers[self.activity.id] = self
         status, reason = "stopped", "no more tasks"
         try:
@@ -102,8 +99,9 @@ class ActivityDriver:
             status, reason = "failed", str(exc)
         except ActivityRetired as exc:
             reason = str(exc)
-        except asyncio.CancelledError:
-            # The worker is shutting down: leave the activity to the next worker.
+        except BaseException:
+            # The worker is shutting down, or this job broke (a database blip): leave the
+            # activity to the next job, which takes it over.
             await asyncio.shield(self._hand_over())
             raise
         finally:
@@ -111,39 +109,25 @@ class ActivityDriver:
         await self._end(status, reason)
 
     async def _acquire(self) -> bool:
-        """Take over a live activity of this agreement, or create one. True when reused."""
-        node = self.ctx.node
+        """Take over a live activity of this agreement, or create one. True when reused;
+        ``self.activity`` stays None when another worker still drives it."""
         async with self.ctx.pool.connection() as conn:
             latest = await access.one(conn, "latest_activity", agreement_id=self.agreement_id)
         if latest is not None and latest["status"] in ("new", "deploying", "ready"):
-            activity = node.activity(latest["id"])
+            activity = self.ctx.node.activity(latest["id"])
             state = await self._state(activity)
             if latest["status"] == "ready" and state == "Ready":
+                return await self._take_over(activity)
+            else:
+                reason = f"left in state {state} by a worker that stopped"
+                with contextlib.suppress(Exception):
+                    await activity.destroy()
                 async with self.ctx.pool.connection() as conn:
-                    taken = await access.one(
-                        conn,
-                        "take_over_activity",
-                        id=activity.id,
-                        worker=self.ctx.name,
-                        lease_s=self.ctx.lease_s,
+                    await end_activity(
+                        conn, activity.id, status="stopped", reason=reason, count_attempt=True
                     )
-                    await taskstore.release_activity(
-                        conn, activity.id, "its worker stopped", count_attempt=False
-                    )
-                if taken:
-                    self.activity = activity
-                    logger.info("activity %s: taken over", activity.id)
-                    return True
-            reason = f"left in state {state} by a worker that stopped"
-            with contextlib.suppress(Exception):
-                await activity.destroy()
-            async with self.ctx.pool.connection() as conn:
-                await taskstore.release_activity(conn, activity.id, reason, count_attempt=False)
-                await access.execute(
-                    conn, "end_activity", id=activity.id, status="stopped", reason=reason
-                )
         try:
-            agreement = node.agreement(self.agreement_id)
+            agreement = self.ctx.node.agreement(self.agreement_id)
             activity = await retrying(
                 lambda: agreement.create_activity(autoclose=False), what="create activity"
             )
@@ -155,6 +139,32 @@ class ActivityDriver:
         await asyncio.shield(self._record_activity(activity))
         self.activity = activity
         return False
+
+    async def _take_over(self, activity: Activity) -> bool:
+        """Drive a Ready activity whose worker died. Its heartbeat may look fresh for up to
+        a lease after the death, so wait that long rather than throw the activity away."""
+        deadline = asyncio.get_running_loop().time() + self.ctx.lease_s + 5
+        while True:
+            async with self.ctx.pool.connection() as conn:
+                taken = await access.one(
+                    conn,
+                    "take_over_activity",
+                    id=activity.id,
+                    worker=self.ctx.name,
+                    lease_s=self.ctx.lease_s,
+                )
+                if taken:
+                    # The dead worker's task counts as an attempt, as an expired lease does.
+                    await taskstore.release_activity(
+                        conn, activity.id, "its worker stopped", count_attempt=True
+                    )
+                    self.activity = activity
+                    logger.info("activity %s: taken over", activity.id)
+                    return True
+            if asyncio.get_running_loop().time() > deadline:
+                logger.warning("activity %s is driven by a live worker: leaving it", activity.id)
+                return False
+            await asyncio.sleep(2.0)
 
     async def _record_activity(self, activity: Activity) -> None:
         async with self.ctx.pool.connection() as conn:
@@ -289,14 +299,12 @@ class ActivityDriver:
         with contextlib.suppress(Exception):
             await retrying(self.activity.destroy, what="destroy activity", attempts=3)
         async with self.ctx.pool.connection() as conn:
-            await taskstore.release_activity(
+            await end_activity(
                 conn,
                 self.activity.id,
-                f"activity ended: {reason}",
+                status=status,
+                reason=reason,
                 count_attempt=status == "failed",
-            )
-            await access.execute(
-                conn, "end_activity", id=self.activity.id, status=status, reason=reason
             )
             if status == "failed":
                 await record_error(

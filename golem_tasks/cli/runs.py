@@ -250,7 +250,8 @@ def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str
     args += ["--concurrency", str(concurrency)]
     for name in queues:
         args += ["--queue", name]
-    children = [subprocess.Popen(args) for _ in range(processes)]
+    # Own sessions: a terminal's Ctrl+C reaches this process only, which passes it on once.
+    children = [subprocess.Popen(args, start_new_session=True) for _ in range(processes)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

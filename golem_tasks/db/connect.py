@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from golem_tasks.config import describe_dsn, mask_password
 from golem_tasks.db import migrate
@@ -39,6 +40,23 @@ async def connection(
     conn = await connect(dsn, autocommit=autocommit)
     async with conn:
         yield conn
+
+
+async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
+    """An open pool of autocommit, dict-row connections; a failure is a :class:`UserError`."""
+    pool = AsyncConnectionPool(
+        dsn,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        min_size=1,
+        max_size=max_size,
+        open=False,
+    )
+    try:
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S + 5)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        await pool.close()
+        raise connection_error(dsn, exc) from None
+    return pool
 
 
 async def require_schema(conn: psycopg.AsyncConnection, dsn: str) -> int:

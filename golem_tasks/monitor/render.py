@@ -14,6 +14,9 @@ from rich.text import Text
 
 from golem_tasks.monitor.snapshot import RunSnapshot
 
+#: A running run's supervisor silent for this long has probably died.
+SUPERVISOR_SILENT_S = 30.0
+
 STATUS_STYLE = {
     "running": "bold green",
     "stopping": "bold yellow",
@@ -91,6 +94,7 @@ def summary(snap: RunSnapshot) -> RenderableType:
         f"{spend.get('allocations', 0)} allocations",
     )
     grid.add_row("errors", str(market.get("errors", 0)))
+    grid.add_row("supervisor", supervisor_line(snap))
     return Panel(Group(head, grid), title="golem-tasks", expand=False)
 
 
@@ -110,6 +114,22 @@ def runs(rows: list[dict[str, Any]]) -> RenderableType:
             row["stop_reason"] or "",
         )
     return table
+
+
+def supervisor_line(snap: RunSnapshot) -> Text:
+    """Who supervises the run and whether it still does (it checks in every second)."""
+    run = snap.run
+    seen = run["supervisor_seen_at"]
+    if run["supervisor"] is None or seen is None:
+        return Text("none yet", style="dim")
+    ago = (snap.now - seen).total_seconds()
+    text = Text(f"{run['supervisor']}, seen {duration(ago)} ago")
+    if run["status"] in ("running", "stopping") and ago > SUPERVISOR_SILENT_S:
+        text.append(
+            f" — not running? start it again with --run-id {run['id']} to resume",
+            style="bold red",
+        )
+    return text
 
 
 def activities(snap: RunSnapshot) -> RenderableType:

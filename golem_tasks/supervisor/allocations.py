@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,16 +17,20 @@ from golem_tasks.db import access
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+RELEASE_GRACE = timedelta(minutes=10)
 
 
 class Allocations:
+    """Run-hours are counted on the supervisor's clock from the first allocation; each
+    hour's allocation is released ten minutes after the hour ends, so at most two are held
+    at once (one just after an hour begins)."""
+
     def __init__(
         self,
         node: GolemNode,
         pool: AsyncConnectionPool,
         *,
         run_id: str,
-        run_start: datetime,
         amount: Decimal,
         network: str,
         driver: str,
@@ -35,24 +39,22 @@ class Allocations:
         self.node = node
         self.pool = pool
         self.run_id = run_id
-        self.run_start = run_start
         self.amount = amount
         self.network = network
         self.driver = driver
         self.clock = clock
 
-    def period_start(self, now: datetime) -> datetime:
-        """The start of the run-hour that contains ``now``."""
-        hours = max(0, int((now - self.run_start) / HOUR))
-        return self.run_start + hours * HOUR
-
     async def current(self) -> Allocation:
-        """The allocation of the current run-hour, created (and stored) when missing."""
+        """The allocation of the current run-hour, created (and stored) when missing, or
+        made again when the budget changed (a run resumed with another --budget)."""
         now = self.clock.now()
         async with self.pool.connection() as conn:
             row = await access.one(conn, "current_allocation", run_id=self.run_id, now=now)
-        if row is not None:
+            first = await access.one(conn, "first_allocation_start", run_id=self.run_id)
+        if row is not None and Decimal(row["amount"]) == self.amount:
             return self.node.allocation(row["id"])
+        anchor = first["start"] if first and first["start"] else now
+        period_start = anchor + max(0, int((now - anchor) / HOUR)) * HOUR
         allocation = await self.node.create_allocation(
             self.amount, network=self.network, driver=self.driver, autoclose=False
         )
@@ -66,15 +68,16 @@ class Allocations:
                 amount=self.amount,
                 platform=data.payment_platform or "",
                 address=data.address,
-                period_start=self.period_start(now),
+                period_start=period_start,
             )
         logger.info("allocation %s: %s for the hour from %s", allocation.id, self.amount, now)
+        if row is not None:  # superseded by the new budget
+            await self._release([row])
         return allocation
 
     async def release_past(self) -> None:
-        """Release the allocations of hours that ended over an hour ago: what they
-        reserved is not needed again (later documents are accepted from newer ones)."""
-        cutoff = self.clock.now() - 2 * HOUR
+        """Release allocations whose hour ended over ten minutes ago."""
+        cutoff = self.clock.now() - HOUR - RELEASE_GRACE
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
         await self._release([row for row in rows if row["period_start"] <= cutoff])

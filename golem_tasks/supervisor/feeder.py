@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -18,11 +18,30 @@ from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, describe_callable
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
+from golem_tasks.retry import retrying
 from golem_tasks.taskstore import NewTask
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
+
+
+class _Items:
+    """Take any number of items from a stream of batches."""
+
+    def __init__(self, batches: AsyncIterator[list[Any]]) -> None:
+        self.batches = batches
+        self.buffer: list[Any] = []
+        self.ended = False
+
+    async def take(self, count: int) -> list[Any]:
+        while len(self.buffer) < count and not self.ended:
+            try:
+                self.buffer.extend(await self.batches.__anext__())
+            except StopAsyncIteration:
+                self.ended = True
+        taken, self.buffer = self.buffer[:count], self.buffer[count:]
+        return taken
 
 
 class Feeder:
@@ -45,8 +64,6 @@ class Feeder:
         #: Set once every task stored by an earlier supervisor has been walked again (so
         #: callable tasks are registered before any worker may claim them).
         self.replayed = asyncio.Event()
-        self.exhausted = asyncio.Event()
-        self.fed = 0
 
     def _task(self, item: Any, position: int) -> NewTask:
         if callable(item) and not isinstance(item, type):
@@ -65,52 +82,58 @@ class Feeder:
             raise UserError(f"app {self.app.spec}: {exc}") from None
         return NewTask(taskstore.task_key(item, position), position, item)
 
-    async def _take(self, items: AsyncIterator[Any], position: int, count: int) -> list[NewTask]:
-        batch: list[NewTask] = []
-        while len(batch) < count:
-            try:
-                item = await items.__anext__()
-            except StopAsyncIteration:
-                break
-            batch.append(self._task(item, position + len(batch)))
-        return batch
+    async def _take(self, items: _Items, position: int, count: int) -> list[NewTask]:
+        return [self._task(item, position + n) for n, item in enumerate(await items.take(count))]
 
-    async def _store(self, batch: list[NewTask]) -> int:
-        async with self.pool.connection() as conn:
-            return await taskstore.feed(
-                conn,
-                self.run_id,
-                batch,
-                max_attempts=self.app.max_attempts,
-                timeout_s=self.app.task_timeout_s,
-            )
+    async def _store(self, batch: list[NewTask]) -> None:
+        async def store() -> None:
+            async with self.pool.connection() as conn:
+                await taskstore.feed(
+                    conn,
+                    self.run_id,
+                    batch,
+                    max_attempts=self.app.max_attempts,
+                    timeout_s=self.app.task_timeout_s,
+                )
+
+        await retrying(store, what="store tasks", attempts=10)
+
+    async def _read(self, query: Callable[[Any], Awaitable[int]]) -> int:
+        async def read() -> int:
+            async with self.pool.connection() as conn:
+                return await query(conn)
+
+        return await retrying(read, what="count tasks", attempts=10)
 
     async def run(self) -> None:
         """Keep up to ``window`` pending tasks stored until ``get_tasks`` is exhausted."""
-        items: AsyncIterator[Any] = self.app.iterate_tasks(self.run_id).__aiter__()
-        async with self.pool.connection() as conn:
-            known_until = await taskstore.max_position(conn, self.run_id)
+        items = _Items(self.app.task_batches(self.run_id, CHUNK))
+        known_until = await self._read(lambda conn: taskstore.max_position(conn, self.run_id))
         position = 0
         # Walk what an earlier supervisor stored, in large batches: known keys add nothing.
         while position <= known_until:
             batch = await self._take(items, position, min(CHUNK, known_until + 1 - position))
-            self.fed += await self._store(batch)
-            position += len(batch)
-            if len(batch) == 0:
+            if not batch:
                 break
+            await self._store(batch)
+            position += len(batch)
         self.replayed.set()
         while True:
-            async with self.pool.connection() as conn:
-                room = self.window - await taskstore.pending_count(conn, self.run_id)
+            pending = await self._read(lambda conn: taskstore.pending_count(conn, self.run_id))
+            room = min(self.window - pending, CHUNK)
             if room <= 0:
                 await asyncio.sleep(self.poll_s)
                 continue
-            batch = await self._take(items, position, min(room, CHUNK))
+            batch = await self._take(items, position, room)
+            await self._store(batch)
             position += len(batch)
-            self.fed += await self._store(batch)
-            if len(batch) < min(room, CHUNK):
-                async with self.pool.connection() as conn:
-                    await access.execute(conn, "set_feed_done", run_id=self.run_id, done=True)
+            if len(batch) < room:
+
+                async def done(conn: Any) -> int:
+                    return await access.execute(
+                        conn, "set_feed_done", run_id=self.run_id, done=True
+                    )
+
+                await self._read(done)
                 logger.info("get_tasks() exhausted after %d tasks", position)
-                self.exhausted.set()
                 return

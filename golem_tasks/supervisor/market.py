@@ -35,12 +35,21 @@ NEGOTIATION_TIMEOUT_S = 20.0
 #: Debit notes must be accepted within this many seconds (providers stop waiting after).
 DEBIT_NOTE_ACCEPT_TIMEOUT_S = 240
 #: Without offers, a fresh demand is published at most this often to meet providers again.
-RESUBSCRIBE_EVERY_S = 30.0
+RESUBSCRIBE_EVERY_S = 120.0
+RESUBSCRIBE_AFTER_FAILURE_S = 10.0
 MAX_PARALLEL_NEGOTIATIONS = 10
 STARVED_WARNING_S = 60.0
 PROP_ACCEPT_TIMEOUT = "golem.com.payment.debit-notes.accept-timeout?"
 PROP_DEBIT_NOTE_INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
 PROP_PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What we ask of providers with the current demand."""
+
+    builder: DemandBuilder
+    agreements_end: datetime  # golem.srv.comp.expiration
 
 
 @dataclass
@@ -49,7 +58,6 @@ class Offer:
     provider_id: str
     provider_name: str | None
     price: pricing.LinearPrice
-    seen_at: datetime
 
     @property
     def score(self) -> Decimal:
@@ -93,7 +101,7 @@ class Market:
         self.negotiating: set[str] = set()
         self._demand: Demand | None = None
         self._demand_expires: datetime | None = None
-        self._builder: DemandBuilder | None = None
+        self._terms: Terms | None = None
         self._collector: asyncio.Task[None] | None = None
         self._last_subscribe: datetime | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -102,10 +110,9 @@ class Market:
 
     # -- demand -------------------------------------------------------------------------
 
-    async def _build(self) -> DemandBuilder:
+    async def _build(self, expiration: datetime) -> DemandBuilder:
         await images.resolve_payload(self.payload)
         builder = DemandBuilder()
-        expiration = self.clock.now() + self.agreement_lifetime
         await builder.add(defaults.ActivityInfo(expiration=expiration, multi_activity=True))
         await builder.add(defaults.NodeInfo(subnet_tag=self.subnet))
         await builder.add(self.payload)
@@ -120,7 +127,8 @@ class Market:
         """Publish a new demand, then withdraw the previous one."""
         now = self.clock.now()
         expires = now + self.demand_ttl
-        builder = await self._build()
+        agreements_end = now + self.agreement_lifetime
+        builder = await self._build(agreements_end)
         demand = await retrying(lambda: builder.create_demand(self.node), what="subscribe demand")
         async with self.pool.connection() as conn:
             await access.execute(
@@ -133,7 +141,8 @@ class Market:
                 expires_at=expires,
             )
         old = self._demand
-        self._demand, self._demand_expires, self._builder = demand, expires, builder
+        self._demand, self._demand_expires = demand, expires
+        self._terms = Terms(builder, agreements_end)
         self._last_subscribe = now
         self.offers.clear()  # offers answer the old demand; the new one brings them again
         if self._collector is not None:
@@ -195,7 +204,7 @@ class Market:
         if price is None or reason is not None:
             logger.debug("offer from %s refused: %s", name or provider_id, reason)
             return
-        self.offers[provider_id] = Offer(proposal, provider_id, name, price, self.clock.now())
+        self.offers[provider_id] = Offer(proposal, provider_id, name, price)
 
     async def _record_proposal(
         self,
@@ -238,8 +247,12 @@ class Market:
 
     def _demand_due(self, now: datetime) -> bool:
         """No demand, its offer collector died, or it is about to expire."""
-        if self._demand is None or self._demand_expires is None or self._collector_died():
+        if self._demand is None or self._demand_expires is None:
             return True
+        if self._collector_died():
+            # Republish, but not in a loop if the daemon keeps failing.
+            last = self._last_subscribe
+            return last is None or (now - last).total_seconds() >= RESUBSCRIBE_AFTER_FAILURE_S
         return now >= self._demand_expires - self.demand_ttl / 10
 
     async def hire(self, count: int, busy: set[str], banned: set[str]) -> int:
@@ -296,9 +309,10 @@ class Market:
 
     async def _negotiate(self, offer: Offer) -> None:
         name = offer.provider_name or offer.provider_id
-        assert self._builder is not None
+        terms = self._terms
+        assert terms is not None
         try:
-            ours = await offer.proposal.respond(self._builder.properties, self._builder.constraints)
+            ours = await offer.proposal.respond(terms.builder.properties, terms.builder.constraints)
             await self._decide(offer.proposal.id, "countered", None)
             theirs = await asyncio.wait_for(_first_response(ours), NEGOTIATION_TIMEOUT_S)
             await self._record_proposal(
@@ -314,6 +328,7 @@ class Market:
                     proposal_id=theirs.id,
                     provider_id=offer.provider_id,
                     provider_name=offer.provider_name,
+                    expires_at=terms.agreements_end,
                 )
             await agreement.confirm()
             approved = await agreement.wait_for_approval()

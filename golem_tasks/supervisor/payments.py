@@ -1,9 +1,11 @@
 """Debit notes and invoices: checked against the hourly budget, stored, then accepted.
 
 Documents are handled one at a time, in arrival order, so the budget rule sees every
-earlier decision. The decision is stored before yagna is told, and a restart reconciles:
-documents yagna still holds as received are decided (or re-accepted) again.
-The cost manager (``--max-price``) judges an activity on each of its accepted notes.
+earlier decision. The decision is stored before yagna is told. Nothing is dropped: a
+document whose handling fails is tried again with back-off, and yagna's list of documents
+is reconciled at start and every few minutes (golem-core's event collectors can miss one
+when they fail). The cost manager (``--max-price``) judges an activity on each of its
+accepted notes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +32,12 @@ from golem_tasks.supervisor.allocations import Allocations
 logger = logging.getLogger(__name__)
 
 RECEIVED = "RECEIVED"
+RECONCILE_EVERY_S = 300.0
+PAGE = 100
+MAX_PAGES = 1000
+MAX_DELAY_S = 60.0
+
+Document = DebitNote | Invoice
 
 
 class Payments:
@@ -38,6 +47,7 @@ class Payments:
         pool: AsyncConnectionPool,
         *,
         run_id: str,
+        run_start: datetime,
         budget: Decimal,
         allocations: Allocations,
         clock: Clock,
@@ -48,46 +58,112 @@ class Payments:
         self.node = node
         self.pool = pool
         self.run_id = run_id
+        self.run_start = run_start
         self.budget = budget
         self.allocations = allocations
         self.clock = clock
         self.on_budget_exceeded = on_budget_exceeded
         self.max_price = max_price
         self.warmup_s = warmup_s
-        self._queue: asyncio.Queue[DebitNote | Invoice] = asyncio.Queue()
+        self._queue: asyncio.Queue[Document] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._retries: set[asyncio.Task[None]] = set()
         self.invoice_seen = asyncio.Event()
 
-    async def start(self) -> None:
-        async def enqueue(event: Any) -> None:
-            self._queue.put_nowait(event.resource)
+    def enqueue(self, document: Document) -> None:
+        """Handle this document (once, however often it is announced)."""
+        if document.id not in self._queued:
+            self._queued.add(document.id)
+            self._queue.put_nowait(document)
 
-        await self.node.event_bus.on(NewDebitNote, enqueue)
-        await self.node.event_bus.on(NewInvoice, enqueue)
+    async def start(self) -> None:
+        async def announced(event: Any) -> None:
+            self.enqueue(event.resource)
+
+        await self.node.event_bus.on(NewDebitNote, announced)
+        await self.node.event_bus.on(NewInvoice, announced)
 
     async def run(self) -> None:
-        """Handle documents forever, one at a time."""
+        """Handle documents forever, one at a time; reconcile with yagna now and then."""
+        reconciler = asyncio.create_task(self._reconcile_periodically())
+        try:
+            while True:
+                document = await self._queue.get()
+                self._queued.discard(document.id)
+                try:
+                    await self._handle(document)
+                    self._failures.pop(document.id, None)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._retry_later(document, exc)
+                finally:
+                    self._queue.task_done()
+        finally:
+            reconciler.cancel()
+            for task in self._retries:
+                task.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until every document announced so far is handled (for the end of a run)."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            logger.warning("%d payment documents still unhandled", self._queue.qsize())
+
+    async def _handle(self, document: Document) -> None:
+        if isinstance(document, DebitNote):
+            await self._debit_note(document)
+        else:
+            await self._invoice(document)
+
+    def _retry_later(self, document: Document, exc: Exception) -> None:
+        failures = self._failures.get(document.id, 0) + 1
+        self._failures[document.id] = failures
+        delay = min(MAX_DELAY_S, 2.0**failures)
+        if isinstance(exc, ledger.NoAllocation):
+            logger.info(
+                "%s %s waits for this hour's allocation", type(document).__name__, document.id
+            )
+        else:
+            logger.warning(
+                "could not handle %s %s (%s: %s); again in %gs",
+                type(document).__name__,
+                document.id,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self.enqueue(document)
+
+        task = asyncio.create_task(later())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _reconcile_periodically(self) -> None:
         while True:
-            document = await self._queue.get()
+            await asyncio.sleep(RECONCILE_EVERY_S)
             try:
-                if isinstance(document, DebitNote):
-                    await self._debit_note(document)
-                else:
-                    await self._invoice(document)
+                await self.reconcile()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("could not handle %s", document)
+            except Exception as exc:
+                logger.warning("payment reconciliation failed: %s", exc)
 
     async def reconcile(self) -> None:
-        """Decide documents that arrived while no supervisor was listening: those of this
-        run's agreements that yagna still holds as received, oldest first."""
+        """Queue this run's documents that yagna still holds as received, oldest first."""
         api = get_requestor_api(DebitNote, self.node)
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "run_agreement_ids", run_id=self.run_id)
         ours = {row["id"] for row in rows}
-        notes = await retrying(api.get_debit_notes, what="list debit notes")
-        invoices = await retrying(api.get_invoices, what="list invoices")
-        waiting = [
+        since = self.run_start - timedelta(minutes=5)
+        notes = await self._list(api.get_debit_notes, since)
+        invoices = await self._list(api.get_invoices, since)
+        waiting = sorted(
             (doc.timestamp, kind, doc_id)
             for kind, docs, id_field in (
                 ("note", notes, "debit_note_id"),
@@ -96,12 +172,30 @@ class Payments:
             for doc in docs
             if doc.agreement_id in ours and str(doc.status).upper() == RECEIVED
             for doc_id in [getattr(doc, id_field)]
-        ]
-        for _, kind, doc_id in sorted(waiting):
-            document = self.node.debit_note(doc_id) if kind == "note" else self.node.invoice(doc_id)
-            self._queue.put_nowait(document)
+        )
+        for _, kind, doc_id in waiting:
+            self.enqueue(
+                self.node.debit_note(doc_id) if kind == "note" else self.node.invoice(doc_id)
+            )
         if waiting:
-            logger.info("%d payment documents left from before this supervisor", len(waiting))
+            logger.info("%d payment documents waiting in yagna queued again", len(waiting))
+
+    async def _list(
+        self, list_page: Callable[..., Awaitable[list[Any]]], since: datetime
+    ) -> list[Any]:
+        """Every document after ``since``, a page at a time (yagna pages oldest first)."""
+        found: list[Any] = []
+        after = since
+        for _ in range(MAX_PAGES):
+            page = await retrying(
+                lambda after=after: list_page(after_timestamp=after, max_items=PAGE),
+                what="list payment documents",
+            )
+            found.extend(page)
+            if len(page) < PAGE:
+                break
+            after = max(doc.timestamp for doc in page)
+        return found
 
     async def _ours(self, agreement_id: str) -> bool:
         async with self.pool.connection() as conn:
@@ -112,6 +206,7 @@ class Payments:
         data = await retrying(lambda: note.get_data(force=True), what="get debit note")
         if not await self._ours(data.agreement_id):
             return
+        await self.allocations.current()
         async with self.pool.connection() as conn:
             decision = await ledger.decide_debit_note(
                 conn,
@@ -131,6 +226,7 @@ class Payments:
         data = await retrying(lambda: invoice.get_data(force=True), what="get invoice")
         if not await self._ours(data.agreement_id):
             return
+        await self.allocations.current()
         async with self.pool.connection() as conn:
             decision = await ledger.decide_invoice(
                 conn,

@@ -14,24 +14,23 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import procrastinate
 import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import queue, taskstore
+from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
 from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
-from golem_tasks.db.connect import connect, connection_error, require_schema
+from golem_tasks.db.connect import connect, open_pool, require_schema
 from golem_tasks.errors import UserError
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
@@ -51,7 +50,10 @@ PROGRESS_EVERY_S = 5.0
 MAX_JOB_RESTARTS = 5
 MAX_TERMINATE_ATTEMPTS = 5
 
-EXIT_OK, EXIT_FAILED_TASKS, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+TERMINATE_TIMEOUT_S = 30.0
+#: Activities are retired this long before their agreement expires (or a tenth of its life).
+RETIRE_BEFORE_EXPIRY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ class RunOutcome:
     reason: str | None
     counts: TaskCounts
     exit_code: int
+
+
+class SupervisorLost(UserError):
+    """This supervisor lost its hold on the run; it must stop without touching it."""
+
+    exit_code = 4
 
 
 class Supervisor:
@@ -88,7 +96,6 @@ class Supervisor:
         self.callables = callables
         self.app = app
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.resumed = False
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None
         self._stop_status = "stopped"
@@ -122,26 +129,13 @@ class Supervisor:
         )
         if not self.yagna.app_key:
             raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
-        pool = AsyncConnectionPool(
-            self.dsn,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            min_size=1,
-            max_size=8,
-            open=False,
-        )
+        self.pool = await open_pool(self.dsn, max_size=8)
         try:
-            await pool.open(wait=True, timeout=15)
-        except psycopg.OperationalError as exc:
-            raise connection_error(self.dsn, exc) from None
-        except psycopg.pool.PoolTimeout as exc:
-            raise connection_error(self.dsn, exc) from None
-        self.pool = pool
-        try:
-            async with pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 await require_schema(conn, self.dsn)
-            lock_conn = await connect(self.dsn, autocommit=True)
-            async with lock_conn:
-                row = await access.one(lock_conn, "supervisor_lock", run_id=self.run_id)
+            self.lock_conn = await connect(self.dsn, autocommit=True)
+            async with self.lock_conn:
+                row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
                 if not row or not row["locked"]:
                     raise UserError(
                         f"run {self.run_id} is already supervised by another process "
@@ -150,7 +144,7 @@ class Supervisor:
                 await self._start_run(app)
                 return await self._supervise(app)
         finally:
-            await pool.close()
+            await self.pool.close()
 
     async def _start_run(self, app: App) -> None:
         options = self.options
@@ -169,8 +163,16 @@ class Supervisor:
         async with self.pool.connection() as conn:
             created = await access.one(conn, "create_run", **params)
             if created is None:
-                self.resumed = True
+                before = await access.one(conn, "get_run", run_id=self.run_id)
+                if before and before["queue"] != queue_name:
+                    how = "run" if before["queue"] != queue.DEFAULT_QUEUE else "supervise"
+                    raise UserError(
+                        f"run {self.run_id} was started with another command: resume it "
+                        f"with golem-tasks {how} --run-id {self.run_id}"
+                    )
                 await access.execute(conn, "resume_run", **params)
+                # Stop requests of the previous supervisor's own end do not apply any more.
+                await access.execute(conn, "clear_stop_requests", run_id=self.run_id)
                 logger.info("resuming run %s", self.run_id)
             else:
                 logger.info("new run %s", self.run_id)
@@ -191,7 +193,6 @@ class Supervisor:
                 node,
                 self.pool,
                 run_id=self.run_id,
-                run_start=run["created_at"],
                 amount=self.options.budget.amount,
                 network=self.yagna.payment_network,
                 driver=self.yagna.payment_driver,
@@ -201,6 +202,7 @@ class Supervisor:
                 node,
                 self.pool,
                 run_id=self.run_id,
+                run_start=run["created_at"],
                 budget=self.options.budget.amount,
                 allocations=allocations,
                 clock=self.clock,
@@ -257,10 +259,10 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except UserError as exc:
-            self._set_stop(str(exc), "failed", EXIT_USER)
+            self._set_stop(str(exc), "failed", EXIT_ERROR)
         except Exception as exc:
             logger.exception("%s failed", what)
-            self._set_stop(f"{what} failed: {exc}", "failed", EXIT_USER)
+            self._set_stop(f"{what} failed: {exc}", "failed", EXIT_ERROR)
 
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         last_results = -RESULTS_EVERY_S
@@ -271,6 +273,11 @@ class Supervisor:
                 if await self._tick(market, allocations):
                     break
                 failures = 0
+                if loop.time() - last_results >= RESULTS_EVERY_S:
+                    await self._record_results(app)
+                    last_results = loop.time()
+            except SupervisorLost:
+                raise
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -281,14 +288,12 @@ class Supervisor:
                     await self._error("supervisor", "tick", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(min(30.0, TICK_S * 2**failures))
                 continue
-            if loop.time() - last_results >= RESULTS_EVERY_S:
-                await self._record_results(app)
-                last_results = loop.time()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
 
     async def _tick(self, market: Market, allocations: Allocations) -> bool:
         """One round of supervision; True when the run has nothing left to do."""
+        await self._check_lock()
         async with self.pool.connection() as conn:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
             for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
@@ -298,8 +303,9 @@ class Supervisor:
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
         self._revive_payment_collectors()
-        await queue.retry_stalled(self.qapp, self.queue_name)
-        live = await self._reconcile_agreements()
+        await queue.retry_stalled(self.qapp)
+        live = await self._reconcile_agreements(market)
+        await self._retire_expiring(live)
         if run["feed_done"] and counts.open == 0:
             failed = counts.failed
             reason = f"all {counts.total} tasks ended" + (f", {failed} failed" if failed else "")
@@ -312,11 +318,36 @@ class Supervisor:
         want = self.options.workers
         if run["feed_done"]:
             want = min(want, counts.open)
-        need = want - len(live) - len(market.negotiating)
-        busy = {row["provider_id"] for row in live}
-        await market.hire(max(need, 0), busy, await self._avoided_providers())
+        busy = {row["provider_id"] for row in live} | market.negotiating
+        await market.hire(max(want - len(busy), 0), busy, await self._avoided_providers())
         self._log_progress(counts, len(live), run["feed_done"])
         return False
+
+    async def _check_lock(self) -> None:
+        """The run's lock lives on one connection: if it dropped, another supervisor could
+        have taken the run, so this one must stop at once (without ending anything)."""
+        try:
+            await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
+        except psycopg.Error as exc:
+            raise SupervisorLost(f"lost the run's lock connection: {exc}") from exc
+
+    async def _retire_expiring(self, live: list[dict[str, Any]]) -> None:
+        """Stop activities shortly before their agreement expires: a provider that ends an
+        expired agreement has not failed, and its tasks go back to the queue unharmed."""
+        now = self.clock.now()
+        for row in live:
+            expires, approved = row["expires_at"], row["approved_at"]
+            if expires is None or approved is None or row["activity_id"] is None:
+                continue
+            margin = min(RETIRE_BEFORE_EXPIRY, (expires - approved) / 10)
+            if now >= expires - margin:
+                async with self.pool.connection() as conn:
+                    await access.one(
+                        conn,
+                        "request_activity_stop",
+                        id=row["activity_id"],
+                        reason=f"its agreement expires at {expires.isoformat()}",
+                    )
 
     def _revive_payment_collectors(self) -> None:
         """golem-core's payment event collectors end silently on an unexpected error."""
@@ -379,8 +410,10 @@ class Supervisor:
         if job_id is not None:
             async with self.pool.connection() as conn:
                 await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
+        else:
+            logger.warning("agreement %s: no job could be queued for it", agreement_id)
 
-    async def _reconcile_agreements(self) -> list[dict[str, Any]]:
+    async def _reconcile_agreements(self, market: Market) -> list[dict[str, Any]]:
         """Terminate agreements that are over; keep a job on every other one.
 
         Returns the agreements that still hold a provider for this run. An agreement whose
@@ -391,6 +424,9 @@ class Supervisor:
         live = []
         for row in rows:
             agreement_id = row["id"]
+            if row["provider_id"] in market.negotiating:
+                live.append(row)  # the negotiation itself dispatches its job
+                continue
             if row["status"] == "pending":
                 if await self._settle_pending(row):
                     live.append(row)
@@ -448,9 +484,12 @@ class Supervisor:
     async def _terminate(self, agreement_id: str, reason: str) -> None:
         """Terminate on yagna, then record it; a failure is retried on the next tick."""
         try:
-            await retrying(
-                lambda: self.node.agreement(agreement_id).terminate(reason[:200]),
-                what="terminate agreement",
+            await asyncio.wait_for(
+                retrying(
+                    lambda: self.node.agreement(agreement_id).terminate(reason[:200]),
+                    what="terminate agreement",
+                ),
+                TERMINATE_TIMEOUT_S,
             )
         except ResourceNotFound:
             pass  # yagna does not know it: nothing to terminate
@@ -476,21 +515,15 @@ class Supervisor:
         self, market: Market, payments: Payments, allocations: Allocations
     ) -> RunOutcome:
         reason = self._stop_reason or "stopped"
-        async with self.pool.connection() as conn:
-            await access.execute(
-                conn, "set_run_status", run_id=self.run_id, status="stopping", reason=reason
-            )
-            await access.execute(
-                conn, "request_run_activities_stop", run_id=self.run_id, reason=reason
-            )
-        await market.close()
-        await self._wait_for_activities(reason)
-        async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
-        for row in rows:
-            await self._terminate(row["id"], reason)
-        await self._wait_for_invoices(payments)
-        await allocations.release_all()
+        # Each step is tried even if an earlier one failed: a database or yagna blip at
+        # the end must not leave agreements running or invoices unpaid.
+        await _best_effort("ask activities to stop", self._ask_all_to_stop(reason))
+        await _best_effort("withdraw the demand", market.close())
+        await _best_effort("end activities", self._wait_for_activities(reason))
+        await _best_effort("terminate agreements", self._terminate_all(reason))
+        await _best_effort("wait for invoices", self._wait_for_invoices(payments))
+        await payments.drain(self.options.invoice_wait_s)
+        await _best_effort("release allocations", allocations.release_all())
         async with self.pool.connection() as conn:
             counts = await taskstore.counts(conn, self.run_id)
             await access.execute(
@@ -502,6 +535,21 @@ class Supervisor:
             )
         logger.info("run %s %s: %s", self.run_id, self._stop_status, reason)
         return RunOutcome(self.run_id, self._stop_status, reason, counts, self._stop_code)
+
+    async def _ask_all_to_stop(self, reason: str) -> None:
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn, "set_run_status", run_id=self.run_id, status="stopping", reason=reason
+            )
+            await access.execute(
+                conn, "request_run_activities_stop", run_id=self.run_id, reason=reason
+            )
+
+    async def _terminate_all(self, reason: str) -> None:
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+        for row in rows:
+            await self._terminate(row["id"], reason)
 
     async def _wait_for_activities(self, reason: str) -> None:
         """Give workers time to end their activities; end the rest from here."""
@@ -519,11 +567,8 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await self.node.activity(row["id"]).destroy()
             async with self.pool.connection() as conn:
-                await taskstore.release_activity(
-                    conn, row["id"], f"stopped: {reason}", count_attempt=False
-                )
-                await access.execute(
-                    conn, "end_activity", id=row["id"], status="stopped", reason=reason
+                await end_activity(
+                    conn, row["id"], status="stopped", reason=reason, count_attempt=False
                 )
 
     async def _wait_for_invoices(self, payments: Payments) -> None:
@@ -554,14 +599,10 @@ async def _first(*waits: Awaitable[Any]) -> None:
             task.cancel()
 
 
-async def supervise(
-    options: RunOptions,
-    dsn: str,
-    *,
-    on_start: Callable[[Supervisor], None] | None = None,
-    **kwargs: Any,
-) -> RunOutcome:
-    supervisor = Supervisor(options, dsn, **kwargs)
-    if on_start is not None:
-        on_start(supervisor)
-    return await supervisor.main()
+async def _best_effort(what: str, step: Awaitable[None]) -> None:
+    try:
+        await step
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("could not %s", what)

@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from golem_tasks import ledger
 from golem_tasks.db.connect import connect, connection
 from tests.helpers import make_run
@@ -63,10 +65,14 @@ async def test_note_that_would_pass_the_budget_is_refused(installed_dsn: str) ->
         assert "budget exceeded" in refused.reason
         row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
         assert row["status"] == "refused" and row["increment"] == Decimal("0.2")
-        # The same amount fits once the first note has left the sliding hour.
+        again = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=3))
+        assert not again.accepted and again.known  # refused again, said once
+        # The same note fits once the first one has left the sliding hour.
         await add_allocation(installed_dsn, T0 + timedelta(hours=1), "alloc-2")
-        later = await note(conn, "dn3", "act1", "0.2", T0 + timedelta(minutes=62))
+        later = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=62))
         assert later.accepted and later.allocation_id == "alloc-2"
+        row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
+        assert row["status"] == "accepted" and row["reason"] is None
 
 
 async def test_invoice_adds_what_notes_did_not_cover(installed_dsn: str) -> None:
@@ -89,11 +95,16 @@ async def test_invoice_adds_what_notes_did_not_cover(installed_dsn: str) -> None
         )
 
 
-async def test_no_allocation_means_no_acceptance(installed_dsn: str) -> None:
+async def test_without_an_allocation_nothing_is_decided(installed_dsn: str) -> None:
     await make_run(installed_dsn)
     async with connection(installed_dsn, autocommit=True) as conn:
-        decision = await note(conn, "dn1", "act0", "0.1", T0)
-    assert not decision.accepted and "allocation" in decision.reason
+        with pytest.raises(ledger.NoAllocation):
+            await note(conn, "dn1", "act0", "0.1", T0)
+        assert await (await conn.execute("SELECT * FROM tasks.debit_note")).fetchall() == []
+    # Once the hour's allocation exists, the same note is accepted.
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        assert (await note(conn, "dn1", "act0", "0.1", T0)).accepted
 
 
 async def test_racing_notes_never_pass_the_budget_together(installed_dsn: str) -> None:

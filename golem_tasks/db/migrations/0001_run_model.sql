@@ -80,6 +80,7 @@ CREATE TABLE tasks.agreement (
                     CHECK (status IN ('pending', 'approved', 'rejected', 'terminated')),
     created_at      timestamptz NOT NULL DEFAULT now(),
     approved_at     timestamptz,
+    expires_at      timestamptz,                    -- golem.srv.comp.expiration of its demand
     terminated_at   timestamptz,
     terminate_reason text,
     avoid_reason    text,                           -- why its provider is not hired again in this run

@@ -40,6 +40,11 @@ RETURNING id, agreement_id;
 UPDATE tasks.activity SET stop_request = coalesce(stop_request, %(reason)s)
 WHERE run_id = %(run_id)s AND status NOT IN ('stopped', 'failed');
 
+-- name: clear_stop_requests
+-- A resumed run takes its live activities back into work.
+UPDATE tasks.activity SET stop_request = NULL
+WHERE run_id = %(run_id)s AND status NOT IN ('stopped', 'failed');
+
 -- name: stop_requests
 -- What the supervisor wants of the activities a worker drives: a reason means stop now.
 SELECT act.id, coalesce(act.stop_request,
@@ -50,11 +55,6 @@ FROM tasks.activity act
 JOIN tasks.run r ON r.id = act.run_id
 JOIN tasks.agreement ag ON ag.id = act.agreement_id
 WHERE act.id = ANY(%(ids)s::text[]);
-
--- name: ready_activities
-SELECT act.*, ag.provider_name FROM tasks.activity act
-JOIN tasks.agreement ag ON ag.id = act.agreement_id
-WHERE act.run_id = %(run_id)s AND act.status = 'ready';
 
 -- name: unfinished_activities
 SELECT * FROM tasks.activity WHERE run_id = %(run_id)s AND status NOT IN ('stopped', 'failed');

@@ -24,8 +24,9 @@ UPDATE tasks.proposal SET decision = %(decision)s, decision_reason = %(reason)s
 WHERE id = %(id)s;
 
 -- name: insert_agreement
-INSERT INTO tasks.agreement (id, run_id, proposal_id, provider_id, provider_name)
-VALUES (%(id)s, %(run_id)s, %(proposal_id)s, %(provider_id)s, %(provider_name)s);
+INSERT INTO tasks.agreement (id, run_id, proposal_id, provider_id, provider_name, expires_at)
+VALUES (%(id)s, %(run_id)s, %(proposal_id)s, %(provider_id)s, %(provider_name)s,
+        %(expires_at)s);
 
 -- name: approve_agreement
 UPDATE tasks.agreement SET status = 'approved', approved_at = now()

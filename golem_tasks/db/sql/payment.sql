@@ -15,7 +15,11 @@ ON CONFLICT (id) DO NOTHING;
 SELECT * FROM tasks.allocation
 WHERE run_id = %(run_id)s AND released_at IS NULL
   AND period_start <= %(now)s AND %(now)s < period_start + interval '1 hour'
-ORDER BY period_start DESC LIMIT 1;
+ORDER BY period_start DESC, created_at DESC LIMIT 1;
+
+-- name: first_allocation_start
+-- Run-hours are counted from the first allocation (on the supervisor's clock).
+SELECT min(period_start) AS start FROM tasks.allocation WHERE run_id = %(run_id)s;
 
 -- name: unreleased_allocations
 SELECT * FROM tasks.allocation WHERE run_id = %(run_id)s AND released_at IS NULL
@@ -52,16 +56,26 @@ SELECT coalesce(sum(increment), 0) AS spent FROM (
 ) AS accepted;
 
 -- name: insert_debit_note
+-- A refused note is decided again when it comes back (the budget may have room by then).
 INSERT INTO tasks.debit_note (id, run_id, agreement_id, activity_id, total_amount_due,
                               increment, status, reason, allocation_id, received_at, decided_at)
 VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(activity_id)s, %(total_amount_due)s,
-        %(increment)s, %(status)s, %(reason)s, %(allocation_id)s, %(now)s, %(now)s);
+        %(increment)s, %(status)s, %(reason)s, %(allocation_id)s, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE
+SET increment = excluded.increment, status = excluded.status, reason = excluded.reason,
+    allocation_id = excluded.allocation_id, decided_at = excluded.decided_at
+WHERE tasks.debit_note.status = 'refused';
 
 -- name: insert_invoice
+-- A refused invoice is decided again when it comes back.
 INSERT INTO tasks.invoice (id, run_id, agreement_id, amount, increment, status, reason,
                            allocation_id, received_at, decided_at)
 VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(amount)s, %(increment)s, %(status)s,
-        %(reason)s, %(allocation_id)s, %(now)s, %(now)s);
+        %(reason)s, %(allocation_id)s, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE
+SET increment = excluded.increment, status = excluded.status, reason = excluded.reason,
+    allocation_id = excluded.allocation_id, decided_at = excluded.decided_at
+WHERE tasks.invoice.status = 'refused';
 
 -- name: activity_cost
 -- What an activity has cost so far (its last accepted note), what it produced, and how

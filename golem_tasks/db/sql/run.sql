@@ -37,12 +37,6 @@ SET status = %(status)s, stop_reason = coalesce(%(reason)s, stop_reason), update
     finished_at = CASE WHEN %(status)s IN ('finished', 'failed', 'stopped') THEN now() END
 WHERE id = %(run_id)s;
 
--- name: stop_run_once
--- The first reason to stop a run wins; later ones are recorded as errors only.
-UPDATE tasks.run SET status = 'stopping', stop_reason = %(reason)s, updated_at = now()
-WHERE id = %(run_id)s AND status = 'running'
-RETURNING id;
-
 -- name: set_feed_done
 UPDATE tasks.run SET feed_done = %(done)s, updated_at = now() WHERE id = %(run_id)s;
 

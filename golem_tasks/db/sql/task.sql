@@ -101,6 +101,3 @@ RETURNING id, status, activity_id;
 
 -- name: done_count
 SELECT count(*) AS done FROM tasks.task WHERE run_id = %(run_id)s AND status = 'done';
-
--- name: activity_done_count
-SELECT count(*) AS done FROM tasks.task WHERE activity_id = %(activity_id)s AND status = 'done';
