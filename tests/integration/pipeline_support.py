@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 from psycopg.rows import dict_row
 
@@ -109,3 +110,23 @@ async def wait_for(dsn: str, sql: str, predicate: Any, timeout: float = 60, *par
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting on {sql!r}: last value {current!r}")
         await asyncio.sleep(0.3)
+
+
+async def unpaid_documents(net: Devnet) -> list[str]:
+    """Debit notes and invoices the devnet's providers sent that are still only received."""
+    headers = {"Authorization": f"Bearer {net.app_key}"}
+    unpaid: list[str] = []
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for kind, id_field in (("debitNotes", "debitNoteId"), ("invoices", "invoiceId")):
+            after = "2000-01-01T00:00:00Z"
+            while True:
+                url = f"{net.api_url}/payment-api/v1/{kind}"
+                params = {"afterTimestamp": after, "maxItems": "100"}
+                async with session.get(url, params=params) as response:
+                    assert response.status == 200, await response.text()
+                    page = await response.json()
+                unpaid += [f"{kind}/{doc[id_field]}" for doc in page if doc["status"] == "RECEIVED"]
+                if len(page) < 100:
+                    break
+                after = max(doc["timestamp"] for doc in page)
+    return unpaid

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value, wait_for
+from tests.integration.pipeline_support import (
+    APP,
+    Cli,
+    devnet,
+    env_for,
+    rows,
+    unpaid_documents,
+    value,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -375,16 +384,18 @@ async def test_supervisor_killed_and_resumed_finishes_every_task_once(
         env = env_for(net, installed_dsn, MULTIPLY_TASKS="60", MULTIPLY_SLEEP="0.3")
         worker = await Cli.start("worker", "--concurrency", "5", env=env, log=tmp_path / "w.log")
         try:
-            first = await Cli.start(
+            # Debit notes every second: some arrive while no supervisor listens.
+            supervise = (
                 "supervise",
                 APP,
                 "--workers",
                 "3",
                 "--run-id",
                 "resume",
-                env=env,
-                log=tmp_path / "sup1.log",
+                "--debit-note-interval",
+                "1",
             )
+            first = await Cli.start(*supervise, env=env, log=tmp_path / "sup1.log")
             await wait_for(
                 installed_dsn,
                 "SELECT count(*) FROM tasks.task WHERE run_id = 'resume' AND status = 'done'",
@@ -401,20 +412,21 @@ async def test_supervisor_killed_and_resumed_finishes_every_task_once(
             }
             first.signal(signal.SIGKILL)
             await first.wait()
+            await asyncio.sleep(3)  # debit notes keep coming with nobody to accept them
             restart_at = await value(installed_dsn, "SELECT now()")
-            second = await Cli.start(
-                "supervise",
-                APP,
-                "--workers",
-                "3",
-                "--run-id",
-                "resume",
-                env=env,
-                log=tmp_path / "sup2.log",
-            )
+            second = await Cli.start(*supervise, env=env, log=tmp_path / "sup2.log")
             assert await second.wait(150) == 0, second.output()
         finally:
             await worker.stop()
+        # Every debit note and invoice, also those sent while no supervisor listened, is
+        # accepted in yagna: no provider waits for its money.
+        assert await unpaid_documents(net) == []
+    notes = await value(
+        installed_dsn,
+        "SELECT count(*) FROM tasks.debit_note WHERE run_id = 'resume' AND status = 'accepted'",
+    )
+    assert notes >= 5
+    assert "waiting in yagna queued again" in second.output(400)
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result FROM tasks.task WHERE run_id = 'resume' ORDER BY position",
