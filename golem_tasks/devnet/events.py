@@ -50,11 +50,15 @@ async def wait_until(
     return True
 
 
+#: Most unread events a queue holds (the oldest are dropped beyond it).
+MAX_QUEUED_EVENTS = 10_000
+
+
 class EventQueue:
     """Events read once: a market subscription's proposal events."""
 
     def __init__(self) -> None:
-        self._items: deque[dict[str, Any]] = deque()
+        self._items: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED_EVENTS)
         self.signal = Signal()
 
     def put(self, event: dict[str, Any]) -> None:
@@ -78,11 +82,15 @@ class LoggedEvent:
     body: dict[str, Any]
 
 
+#: Most events one log keeps, whatever their age.
+MAX_LOGGED_EVENTS = 100_000
+
+
 class EventLog:
-    """Persistent events, read by time: payment and agreement events.
+    """Events read by time: payment and agreement events.
 
     Events are appended in increasing ``date`` order (the clock guarantees it), so a reader
-    finds its starting point by bisection.
+    finds its starting point by bisection. Old events are dropped by :meth:`prune`.
     """
 
     def __init__(self) -> None:
@@ -94,6 +102,17 @@ class EventLog:
         self._events.append(LoggedEvent(date, session, body))
         self._dates.append(date)
         self.signal.fire()
+
+    def prune(self, before: datetime, keep: int = MAX_LOGGED_EVENTS) -> int:
+        """Drop events dated before ``before``, and the oldest beyond ``keep``."""
+        cut = max(bisect.bisect_left(self._dates, before), len(self._events) - keep)
+        if cut > 0:
+            del self._events[:cut]
+            del self._dates[:cut]
+        return max(cut, 0)
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def select(
         self, after: datetime | None, session: str | None, max_events: int

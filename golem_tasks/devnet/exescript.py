@@ -8,14 +8,18 @@ current state is the exe-unit's business.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.jsontext import JsonError, parse_json
 
 #: Commands that change the exe-unit's state and so cannot overlap.
 STATEFUL = frozenset({"deploy", "start", "run", "transfer"})
 KNOWN = STATEFUL | {"terminate", "sign"}
+#: Most bytes of one stream of one command the exe-unit keeps (the rest is dropped).
+MAX_CAPTURE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,13 @@ class Command:
     #: The command exactly as sent, echoed in the ``started`` runtime event.
     raw: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def stateful(self) -> bool:
-        return self.name in STATEFUL
-
 
 def parse_script(text: Any) -> list[Command]:
     if not isinstance(text, str):
         raise BadRequest("ExeScriptRequest.text must be a string with a JSON list of commands")
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
+        items = parse_json(text)
+    except JsonError as exc:
         raise BadRequest(f"Invalid ExeScript JSON: {exc}") from None
     if not isinstance(items, list):
         raise BadRequest("ExeScript must be a JSON list of commands")
@@ -74,12 +74,21 @@ def _parse_command(item: Any, index: int) -> Command:
         for key in ("from", "to"):
             if not isinstance(args.get(key), str) or not args[key]:
                 raise BadRequest(f"ExeScript command {index} (transfer): missing field `{key}`")
+            _no_nul(args[key], f"ExeScript command {index} (transfer): {key}")
     elif name == "deploy":
         env = args.get("env", {})
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise BadRequest(f"ExeScript command {index} (deploy): env must map strings to strings")
+        for key, value in env.items():
+            # What execve cannot take: the name ends at "=", and C strings at NUL.
+            if not key or "=" in key:
+                raise BadRequest(
+                    f"ExeScript command {index} (deploy): invalid environment variable name {key!r}"
+                )
+            _no_nul(key, f"ExeScript command {index} (deploy): env name")
+            _no_nul(value, f"ExeScript command {index} (deploy): env[{key!r}]")
     elif name == "start":
         start_args = args.get("args", [])
         if not isinstance(start_args, list) or not all(isinstance(a, str) for a in start_args):
@@ -94,6 +103,8 @@ def _check_run(args: dict[str, Any], index: int) -> None:
     run_args = args.get("args", [])
     if not isinstance(run_args, list) or not all(isinstance(a, str) for a in run_args):
         raise BadRequest(f"ExeScript command {index} (run): args must be a list of strings")
+    for text in (entry, *run_args):
+        _no_nul(text, f"ExeScript command {index} (run): entry_point and args")
     capture = args.get("capture")
     if capture is not None:
         if not isinstance(capture, dict):
@@ -134,11 +145,22 @@ def parse_capture(mode: Any, where: str = "capture") -> Capture | None:
 
 
 def _limit(value: Any, where: str) -> int | None:
+    """A byte limit; beyond MAX_CAPTURE it makes no difference, so it is capped there."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise BadRequest(f"{where}: limits must be non-negative numbers")
-    return int(value)
+    return int(min(value, MAX_CAPTURE))
+
+
+def _no_nul(text: str, where: str) -> None:
+    if "\0" in text:
+        raise BadRequest(f"{where} may not contain a NUL character")
 
 
 def run_captures(command: Command) -> tuple[Capture | None, Capture | None]:

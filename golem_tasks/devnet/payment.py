@@ -8,16 +8,15 @@ covers its whole agreement), and an allocation never pays more than it has left
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
-from golem_tasks.devnet.clock import Clock, isoformat, parse_timestamp
+from golem_tasks.devnet.clock import Clock, Timers, after, isoformat, parse_timestamp
 from golem_tasks.devnet.errors import BadRequest, Gone, NotFound
 from golem_tasks.devnet.events import EventLog
 from golem_tasks.devnet.platform import PaymentPlatform
@@ -25,21 +24,31 @@ from golem_tasks.devnet.platform import PaymentPlatform
 logger = logging.getLogger(__name__)
 
 WEI = Decimal(10) ** -18
+#: The largest amount accepted anywhere (far above any GLM balance).
+MAX_AMOUNT = Decimal(10) ** 12
+#: Amounts up to MAX_AMOUNT with 18 decimal places, exactly (the default context keeps 28
+#: digits, too few for 1e12 at wei precision).
+MONEY = Context(prec=40, rounding=ROUND_HALF_UP)
 REJECTION_REASONS = frozenset({"UNSOLICITED_SERVICE", "BAD_SERVICE", "INCORRECT_AMOUNT"})
-#: Payment due date of an invoice when no payment timeout was negotiated.
-DEFAULT_INVOICE_DUE = timedelta(days=1)
+#: Payment due date of an invoice when no payment timeout was negotiated (seconds).
+DEFAULT_INVOICE_DUE = 24 * 3600.0
+
+
+def to_wei(value: Decimal) -> Decimal:
+    """``value`` rounded to whole wei (18 decimal places)."""
+    return value.quantize(WEI, context=MONEY)
 
 
 def amount_text(value: Decimal) -> str:
     """A GLM amount as yagna prints it: plain decimal, at most 18 places, no trailing zeros."""
-    quantized = value.quantize(WEI, rounding=ROUND_HALF_UP)
-    text = format(quantized, "f")
+    text = format(to_wei(value), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
 
 
 def parse_amount(value: Any, what: str) -> Decimal:
+    """A non-negative decimal amount of at most MAX_AMOUNT."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise BadRequest(f"{what} must be a decimal amount")
     try:
@@ -48,6 +57,8 @@ def parse_amount(value: Any, what: str) -> Decimal:
         raise BadRequest(f"{what} is not a decimal number: {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise BadRequest(f"{what} must be a non-negative number")
+    if amount > MAX_AMOUNT:
+        raise BadRequest(f"{what} is too large (at most {MAX_AMOUNT:f})")
     return amount
 
 
@@ -60,8 +71,8 @@ class Allocation:
     timestamp: datetime
     timeout: datetime | None
     spent: Decimal = Decimal(0)
-    released: bool = False
-    timer: asyncio.TimerHandle | None = None
+    released: datetime | None = None  # when it was released (or timed out)
+    timer: object | None = None  # the asyncio handle of its timeout
 
     @property
     def remaining(self) -> Decimal:
@@ -96,6 +107,17 @@ class Document:
     due: datetime | None
     session: str | None
     status: str = "RECEIVED"
+    changed: datetime | None = None  # when the status last changed
+    payments: list[dict[str, Any]] = field(default_factory=list)
+
+    def set_status(self, status: str, when: datetime) -> None:
+        self.status = status
+        self.changed = when
+
+    @property
+    def settled(self) -> bool:
+        """The requestor has decided: nothing more can happen to the document."""
+        return self.status != "RECEIVED"
 
 
 @dataclass(eq=False)
@@ -134,8 +156,12 @@ class Payments:
         self._accepted_agreement: dict[str, Decimal] = {}
         self._last_note: dict[str, str] = {}
         self._invoice_of: dict[str, str] = {}
+        self._timers = Timers()
         #: Called when the requestor rejects a document, so the provider can react.
         self.on_rejected: Callable[[Document], None] = lambda document: None
+
+    def close(self) -> None:
+        self._timers.cancel_all()
 
     # ------------------------------------------------------------------ accounts
     def accounts(self) -> list[dict[str, Any]]:
@@ -207,26 +233,23 @@ class Payments:
             raise BadRequest("timeout must be an RFC 3339 date-time")
         try:
             timeout = parse_timestamp(value)
-        except ValueError:
-            raise BadRequest(f"timeout is not an RFC 3339 date-time: {value!r}") from None
+        except ValueError as exc:
+            raise BadRequest(f"timeout is not a usable RFC 3339 date-time: {exc}") from None
         if timeout <= now:
             raise BadRequest("Allocation timeout is in the past")
         return timeout
 
     def _schedule_release(self, allocation: Allocation, now: datetime) -> None:
-        if allocation.timer is not None:
-            allocation.timer.cancel()
-            allocation.timer = None
+        self._timers.cancel(allocation.timer)  # type: ignore[arg-type]
+        allocation.timer = None
         if allocation.timeout is not None:
             when = self.clock.deadline(allocation.timeout, now)
-            allocation.timer = asyncio.get_running_loop().call_at(
-                when, self._expire_allocation, allocation
-            )
+            allocation.timer = self._timers.call_at(when, self._expire_allocation, allocation)
 
     def _expire_allocation(self, allocation: Allocation) -> None:
         if not allocation.released:
             logger.info("allocation %s reached its timeout and was released", allocation.id)
-            allocation.released = True
+            allocation.released = self.clock.now()
 
     def allocation(self, allocation_id: str) -> Allocation:
         allocation = self.allocations.get(allocation_id)
@@ -271,9 +294,9 @@ class Payments:
             raise NotFound(f"Allocation {allocation_id} not found")
         if allocation.released:
             raise Gone(f"Allocation {allocation_id} has been already released")
-        allocation.released = True
-        if allocation.timer is not None:
-            allocation.timer.cancel()
+        allocation.released = self.clock.now()
+        self._timers.cancel(allocation.timer)  # type: ignore[arg-type]
+        allocation.timer = None
 
     def decorations(self, allocation_ids: Sequence[str]) -> dict[str, Any]:
         allocations = []
@@ -312,8 +335,8 @@ class Payments:
             issuer_id=issuer_id,
             payee_addr=issuer_id,
             timestamp=now,
-            amount=amount.quantize(WEI, rounding=ROUND_HALF_UP),
-            due=now + timedelta(seconds=payment_timeout) if payment_timeout else None,
+            amount=to_wei(amount),
+            due=after(now, payment_timeout) if payment_timeout else None,
             session=session,
             activity_id=activity_id,
             previous_id=self._last_note.get(activity_id),
@@ -334,14 +357,14 @@ class Payments:
         session: str | None,
     ) -> Invoice:
         now = self.clock.event_time()
-        due = now + (timedelta(seconds=payment_timeout) if payment_timeout else DEFAULT_INVOICE_DUE)
+        due = after(now, payment_timeout or DEFAULT_INVOICE_DUE)
         invoice = Invoice(
             id=str(uuid.uuid4()),
             agreement_id=agreement_id,
             issuer_id=issuer_id,
             payee_addr=issuer_id,
             timestamp=now,
-            amount=amount.quantize(WEI, rounding=ROUND_HALF_UP),
+            amount=to_wei(amount),
             due=due,
             session=session,
             activity_ids=list(activity_ids),
@@ -448,7 +471,7 @@ class Payments:
         allocation = self._paying_allocation(body.get("allocationId"), to_pay)
         self._spend(allocation, to_pay, note)
         self._accepted_activity[note.activity_id] = max(before, note.amount)
-        note.status = "ACCEPTED"
+        note.set_status("ACCEPTED", self.clock.now())
         self._document_event(note, "DebitNoteAcceptedEvent")
 
     def accept_invoice(self, invoice_id: str, body: Mapping[str, Any]) -> None:
@@ -470,7 +493,7 @@ class Payments:
         to_pay = invoice.amount - before
         allocation = self._paying_allocation(body.get("allocationId"), to_pay)
         self._spend(allocation, to_pay, invoice)
-        invoice.status = "ACCEPTED"
+        invoice.set_status("ACCEPTED", self.clock.now())
         self._document_event(invoice, "InvoiceAcceptedEvent")
 
     def _spend(self, allocation: Allocation, amount: Decimal, document: Document) -> None:
@@ -512,6 +535,7 @@ class Payments:
             else [],
             "details": "",
         }
+        document.payments.append(payment)
         self.payments.append(date, document.session, payment)
 
     def reject(self, document: Document, body: Mapping[str, Any]) -> None:
@@ -528,7 +552,7 @@ class Payments:
             raise BadRequest("An accepted document cannot be rejected")
         if document.status == "REJECTED":
             return
-        document.status = "REJECTED"
+        document.set_status("REJECTED", self.clock.now())
         rejection = {
             key: body[key]
             for key in ("rejectionReason", "totalAmountAccepted", "message")
@@ -538,5 +562,52 @@ class Payments:
         self._document_event(document, f"{kind}RejectedEvent", rejection=rejection)
         self.on_rejected(document)
 
-    def accepted_for_activity(self, activity_id: str) -> Decimal:
-        return self._accepted_activity.get(activity_id, Decimal(0))
+    # ------------------------------------------------------------------ memory
+    def prune(
+        self, retention: float, unsettled_retention: float, live: Callable[[str], bool]
+    ) -> int:
+        """Forget what no client can still need; returns how many objects went.
+
+        Released allocations and settled documents go ``retention`` seconds after their
+        last change; a document still waiting for the requestor goes ``unsettled_retention``
+        seconds after it was issued, once its agreement (``live(agreement_id)``) has ended.
+        Events older than ``retention`` go too (a client polling with an older
+        ``afterTimestamp`` misses them).
+        """
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=retention)
+        unsettled_cutoff = now - timedelta(seconds=unsettled_retention)
+        gone = 0
+        for allocation in list(self.allocations.values()):
+            if allocation.released is not None and allocation.released < cutoff:
+                del self.allocations[allocation.id]
+                gone += 1
+        for documents in (self.debit_notes, self.invoices):
+            for document in list(documents.values()):
+                if document.settled:
+                    old = (document.changed or document.timestamp) < cutoff
+                else:
+                    old = document.timestamp < unsettled_cutoff and not live(document.agreement_id)
+                if old:
+                    del documents[document.id]
+                    gone += 1
+        if gone:
+            self._forget_orphans()
+        for log in (self.debit_note_events, self.invoice_events, self.payments):
+            gone += log.prune(cutoff)
+        return gone
+
+    def _forget_orphans(self) -> None:
+        """Drop bookkeeping of activities and agreements that have no document left."""
+        activities = {note.activity_id for note in self.debit_notes.values()}
+        agreements = {d.agreement_id for d in self.debit_notes.values()} | {
+            i.agreement_id for i in self.invoices.values()
+        }
+        for mapping, keep in (
+            (self._accepted_activity, activities),
+            (self._last_note, activities),
+            (self._accepted_agreement, agreements),
+            (self._invoice_of, agreements),
+        ):
+            for key in [k for k in mapping if k not in keep]:
+                del mapping[key]

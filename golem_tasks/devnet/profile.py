@@ -25,7 +25,9 @@ prices vary around realistic values, drawn from the seed.
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -41,6 +43,10 @@ else:  # pragma: no cover - exercised only on 3.10
 
 class ProfileError(UserError):
     """A profile file that cannot be used; the message says which key and why."""
+
+
+#: What a subnet name may contain: it is written verbatim into the providers' constraints.
+SUBNET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ def _parse_group(item: Any, where: str, index: int) -> Group:
     spec_values = _typed(ProviderSpec, item, where, skip={"faults"})
     faults = Faults(**_typed(Faults, faults_raw, f"{where} faults"))
     spec = ProviderSpec(**spec_values, faults=faults)
-    _check_spec(spec, where)
+    check_spec(spec, where)
     return Group(count=count, spec=spec)
 
 
@@ -248,6 +254,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProfileError(f"{where} must be a number")
+    if not math.isfinite(value):
+        raise ProfileError(f"{where} must be a finite number, not {value}")
     if isinstance(default, int) and not isinstance(default, bool):
         if float(value) != int(value):
             raise ProfileError(f"{where} must be a whole number")
@@ -255,8 +263,19 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     return float(value)
 
 
-def _check_spec(spec: ProviderSpec, where: str) -> None:
+def check_spec(spec: ProviderSpec, where: str) -> None:
+    """Refuse values a provider cannot work with (ProfileError saying which and why)."""
     faults = spec.faults
+    for holder in (spec, faults):
+        for item in fields(holder):
+            value = getattr(holder, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ProfileError(f"{where}: {item.name} must be a finite number")
+    if not SUBNET.match(spec.subnet):
+        raise ProfileError(
+            f"{where}: subnet {spec.subnet!r} may only contain letters, digits, '.', '_' and "
+            "'-' (at most 64, starting with a letter or digit)"
+        )
     for name in _PROBABILITIES:
         value = getattr(faults, name)
         if not 0.0 <= value <= 1.0:
@@ -275,5 +294,22 @@ def _check_spec(spec: ProviderSpec, where: str) -> None:
         raise ProfileError(f"{where}: prices cannot be negative")
     if spec.max_agreements < 1:
         raise ProfileError(f"{where}: max_agreements must be at least 1")
-    if spec.debit_note_interval_sec < 1 or spec.payment_timeout_sec < 1:
-        raise ProfileError(f"{where}: debit_note_interval_sec and payment_timeout_sec must be >= 1")
+    if (
+        min(
+            spec.debit_note_interval_sec,
+            spec.payment_timeout_sec,
+            spec.min_debit_note_interval_sec,
+            spec.min_payment_timeout_sec,
+        )
+        < 1
+    ):
+        raise ProfileError(
+            f"{where}: debit_note_interval_sec, payment_timeout_sec and their min_ values "
+            "must be >= 1"
+        )
+    if not 0 <= spec.min_expiration_sec <= spec.max_expiration_sec:
+        raise ProfileError(
+            f"{where}: min_expiration_sec must be >= 0 and at most max_expiration_sec"
+        )
+    if spec.deploy_sec < 0:
+        raise ProfileError(f"{where}: deploy_sec cannot be negative")

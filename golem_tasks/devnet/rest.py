@@ -14,9 +14,14 @@ from aiohttp import web
 
 from golem_tasks.devnet.clock import parse_timestamp
 from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.jsontext import JsonError, parse_json
 from golem_tasks.devnet.network import Network
 
 NETWORK: web.AppKey[Network] = web.AppKey("network", Network)
+#: Longest hold of a long poll, whatever the client asks (golem-core gives up after 16 s).
+MAX_POLL = 60.0
+#: The contract's default for ``timeout`` (``pollTimeout`` and ``ackTimeout``).
+DEFAULT_TIMEOUT = 5.0
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -40,8 +45,8 @@ async def body_json(request: web.Request, *, required: bool = True) -> Any:
             raise BadRequest("Request body is required (JSON)")
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return parse_json(raw)
+    except JsonError as exc:
         raise BadRequest(f"Json deserialize error: {exc}") from None
 
 
@@ -67,7 +72,10 @@ def query_float(request: web.Request, name: str, default: float | None) -> float
     return value
 
 
-def query_timeout(request: web.Request, default: float, cap: float) -> float:
+def query_timeout(
+    request: web.Request, default: float = DEFAULT_TIMEOUT, cap: float = MAX_POLL
+) -> float:
+    """``timeout`` (seconds, >= 0), ``default`` when absent, at most ``cap``."""
     value = query_float(request, "timeout", default)
     assert value is not None
     return min(value, cap)
@@ -83,7 +91,7 @@ def query_int(
         number = float(raw)
     except ValueError:
         number = math.nan
-    if math.isnan(number) or number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise BadRequest(f"Query deserialize error: {name} must be a whole number, got {raw!r}")
     value = int(number)
     if value < low or (high is not None and value > high):
