@@ -18,13 +18,11 @@ from golem_tasks.devnet.rest import (
 )
 
 PREFIX = "/activity-api/v1"
-#: golem-core polls batch results with ``timeout=5`` and gives up on the HTTP call at 5.5 s.
-MAX_RESULTS_WAIT = 60.0
 
 
 async def create_activity(request: web.Request) -> web.Response:
     net = network(request)
-    query_timeout(request, 5.0, 60.0)  # validated; creation does not wait
+    query_timeout(request)  # validated; creation does not wait
     data = await body_json(request)
     if isinstance(data, str):
         agreement_id, as_object = data, False
@@ -33,7 +31,7 @@ async def create_activity(request: web.Request) -> web.Response:
     else:
         raise BadRequest('Json deserialize error: expected an agreement id or {"agreementId": ...}')
     agreement = net.market.agreement(agreement_id)
-    await net.gate(agreement.provider)
+    await net.gate(agreement.provider, "create_activity")
     activity = net.create_activity(agreement_id)
     if as_object:
         return respond({"activityId": activity.id}, status=201)
@@ -57,7 +55,7 @@ async def exec_script(request: web.Request) -> web.Response:
     data = await body_object(request)
     if "text" not in data:
         raise BadRequest("Json deserialize error: missing field `text`")
-    await net.gate(activity.provider)
+    await net.gate(activity.provider, "exec")
     net.exeunits.live(activity.id)
     batch_id = net.exeunits.exec(activity, data["text"])
     return respond(batch_id)
@@ -70,16 +68,21 @@ async def batch_results(request: web.Request) -> web.StreamResponse:
     if "text/event-stream" in request.headers.get("Accept", ""):
         net.exeunits.batch(activity, batch_id)
         return await _stream(request, activity, batch_id)
-    timeout = query_timeout(request, 0.0, MAX_RESULTS_WAIT)
+    # golem-core polls with ``timeout=5`` and gives up on the HTTP call at 5.5 s.
+    timeout = query_timeout(request)
     command_index = query_int(request, "commandIndex", None, low=0)
     if activity.alive:
-        await net.gate(activity.provider)
+        await net.gate(activity.provider, "results")
     results = await net.exeunits.results(activity, batch_id, timeout, command_index)
     return respond(results)
 
 
 async def _stream(request: web.Request, activity, batch_id: str) -> web.StreamResponse:
-    """Server-sent events in yagna's framing: ``event: runtime``, ``data:``, ``id:``."""
+    """Server-sent events in yagna's framing: ``event: runtime``, ``data:``, ``id:``.
+
+    The payload is what yagna sends and golem-js reads (``stdout``/``stderr`` as a plain
+    string, ``batch_id``), not the contract's ``{"str": ...}``; see the README.
+    """
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -99,9 +102,9 @@ async def _stream(request: web.Request, activity, batch_id: str) -> web.StreamRe
 async def destroy_activity(request: web.Request) -> web.Response:
     net = network(request)
     activity = net.exeunits.get(request.match_info["activity_id"])
-    query_timeout(request, 5.0, 60.0)
+    query_timeout(request)
     if activity.alive:
-        await net.gate(activity.provider)
+        await net.gate(activity.provider, "destroy")
         net.destroy_activity(activity)
     return respond(None)
 
@@ -110,7 +113,7 @@ async def activity_state(request: web.Request) -> web.Response:
     net = network(request)
     activity = net.exeunits.get(request.match_info["activity_id"])
     if activity.alive:
-        await net.gate(activity.provider)
+        await net.gate(activity.provider, "state")
     return respond(activity.state_json())
 
 
@@ -118,7 +121,7 @@ async def activity_usage(request: web.Request) -> web.Response:
     net = network(request)
     activity = net.exeunits.get(request.match_info["activity_id"])
     if activity.alive:
-        await net.gate(activity.provider)
+        await net.gate(activity.provider, "usage")
     return respond({"currentUsage": net.exeunits.usage(activity), "timestamp": int(time.time())})
 
 

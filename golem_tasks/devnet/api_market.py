@@ -26,8 +26,6 @@ PREFIX = "/market-api/v1"
 AGREEMENT_STATES = frozenset(
     {"Proposal", "Pending", "Cancelled", "Rejected", "Approved", "Expired", "Terminated"}
 )
-#: Longest hold of a long-poll, whatever the client asks (golem-core gives up after 16 s).
-MAX_POLL = 60.0
 MAX_APPROVAL_WAIT = 15.0
 
 
@@ -71,7 +69,7 @@ async def unsubscribe_demand(request: web.Request) -> web.Response:
 
 
 async def collect_offers(request: web.Request) -> web.Response:
-    timeout = query_timeout(request, 5.0, MAX_POLL)
+    timeout = query_timeout(request)
     max_events = query_max_events(request)
     events = await network(request).market.collect(
         request.match_info["subscription_id"], timeout, max_events
@@ -94,7 +92,7 @@ async def counter_proposal(request: web.Request) -> web.Response:
     proposal_id = request.match_info["proposal_id"]
     properties, constraints = _demand_offer(await body_object(request))
     offer = net.market.proposal(subscription_id, proposal_id)
-    await net.gate(offer.provider)
+    await net.gate(offer.provider, "counter")
     ours = net.market.counter(subscription_id, proposal_id, properties, constraints)
     return respond(ours.id, status=201)
 
@@ -118,9 +116,9 @@ async def create_agreement(request: web.Request) -> web.Response:
         raise BadRequest("Json deserialize error: missing field `validTo`")
     try:
         valid_to_time = parse_timestamp(valid_to)
-    except ValueError:
+    except ValueError as exc:
         raise BadRequest(
-            f"Invalid date. validTo is not an RFC 3339 date-time: {valid_to!r}"
+            f"Invalid date. validTo is not a usable RFC 3339 date-time: {exc}"
         ) from None
     agreement = network(request).market.create_agreement(proposal_id, valid_to_time)
     return respond(agreement.id, status=201)
@@ -130,11 +128,13 @@ async def list_agreements(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in AGREEMENT_STATES:
         raise BadRequest(f"Query deserialize error: unknown agreement state {state!r}")
+    # The contract names them afterDate/beforeDate beside a $ref to afterTimestamp/
+    # beforeTimestamp (whose name wins in OpenAPI 3.0): take either.
     entries = network(request).market.list_agreements(
         request.query.get("appSessionId"),
         state,
-        query_timestamp(request, "afterDate"),
-        query_timestamp(request, "beforeDate"),
+        query_timestamp(request, "afterDate") or query_timestamp(request, "afterTimestamp"),
+        query_timestamp(request, "beforeDate") or query_timestamp(request, "beforeTimestamp"),
     )
     return respond(entries)
 
@@ -147,13 +147,13 @@ async def get_agreement(request: web.Request) -> web.Response:
 async def confirm_agreement(request: web.Request) -> web.Response:
     net = network(request)
     agreement = net.market.agreement(request.match_info["agreement_id"])
-    await net.gate(agreement.provider)
+    await net.gate(agreement.provider, "confirm")
     net.market.confirm(agreement.id, request.query.get("appSessionId"))
     return no_content()
 
 
 async def wait_for_approval(request: web.Request) -> web.Response:
-    timeout = query_timeout(request, 5.0, MAX_APPROVAL_WAIT)
+    timeout = query_timeout(request, cap=MAX_APPROVAL_WAIT)
     await network(request).market.wait_for_approval(request.match_info["agreement_id"], timeout)
     return no_content()
 
@@ -169,7 +169,7 @@ async def terminate_agreement(request: web.Request) -> web.Response:
     reason = reason_body(await body_json(request, required=False))
     agreement = net.market.agreement(request.match_info["agreement_id"])
     if agreement.state == "Approved":
-        await net.gate(agreement.provider)
+        await net.gate(agreement.provider, "terminate")
     net.market.terminate(agreement.id, reason)
     return no_content()
 
@@ -179,7 +179,7 @@ async def termination_reason(request: web.Request) -> web.Response:
 
 
 async def agreement_events(request: web.Request) -> web.Response:
-    timeout = query_timeout(request, 5.0, MAX_POLL)
+    timeout = query_timeout(request)
     max_events = query_max_events(request)
     after = query_timestamp(request, "afterTimestamp")
     events = await network(request).market.agreement_events.poll(

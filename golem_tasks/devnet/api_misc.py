@@ -1,4 +1,5 @@
-"""Identity (``GET /me``) and Golem's image repository, served beside the yagna API.
+"""Identity (``GET /me``), version (``GET /version/get``) and Golem's image repository,
+served beside the yagna API.
 
 golem-core resolves ``RepositoryVmPayload(image_hash=...)`` through the image repository:
 ``GET <repo>/image.<hash>.link`` answers the image's URL as plain text, and that URL answers
@@ -18,10 +19,21 @@ from golem_tasks.devnet.rest import network, respond
 
 _HASH = re.compile(r"^[0-9a-fA-F]{8,128}$")
 PUBLIC_PREFIXES = ("/image.", "/images/")
+#: The yagna release the devnet answers as (golem-js checks for a recent enough one).
+YAGNA_VERSION = {
+    "version": "0.17.1",
+    "name": "v0.17.1 (golem-tasks devnet)",
+    "seen": True,
+    "releaseTs": "2025-01-01T00:00:00",
+}
 
 
 async def identity(request: web.Request) -> web.Response:
     return respond(network(request).identity())
+
+
+async def version(request: web.Request) -> web.Response:
+    return respond({"current": YAGNA_VERSION})
 
 
 def _hash(request: web.Request) -> str:
@@ -50,6 +62,7 @@ async def image_file(request: web.Request) -> web.Response:
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/me", identity),
+        web.get("/version/get", version),
         web.get("/image.{image_hash}.link", image_link),
         web.get("/images/{image_hash}.gvmi", image_file),
     ]

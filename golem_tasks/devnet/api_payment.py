@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from golem_tasks.devnet.errors import BadRequest
+from golem_tasks.devnet.clock import isoformat
+from golem_tasks.devnet.errors import BadRequest, NotFound
 from golem_tasks.devnet.rest import (
     body_object,
     network,
@@ -16,7 +17,6 @@ from golem_tasks.devnet.rest import (
 )
 
 PREFIX = "/payment-api/v1"
-MAX_POLL = 60.0
 
 
 async def requestor_accounts(request: web.Request) -> web.Response:
@@ -64,7 +64,7 @@ async def release_allocation(request: web.Request) -> web.Response:
 
 def _listing(request: web.Request, documents: list) -> list:
     after = query_timestamp(request, "afterTimestamp")
-    max_items = query_int(request, "maxItems", 10_000, low=1)
+    max_items = query_int(request, "maxItems", 10, low=1, high=100)  # the contract's bounds
     assert max_items is not None
     return network(request).payments.listed(documents, after, max_items)
 
@@ -83,7 +83,7 @@ async def get_debit_note(request: web.Request) -> web.Response:
 async def accept_debit_note(request: web.Request) -> web.Response:
     payments = network(request).payments
     note = payments.debit_note(request.match_info["note_id"])
-    query_timeout(request, 5.0, 60.0)
+    query_timeout(request)
     payments.accept_debit_note(note.id, await body_object(request))
     return respond(None)
 
@@ -91,9 +91,15 @@ async def accept_debit_note(request: web.Request) -> web.Response:
 async def reject_debit_note(request: web.Request) -> web.Response:
     payments = network(request).payments
     note = payments.debit_note(request.match_info["note_id"])
-    query_timeout(request, 5.0, 60.0)
+    query_timeout(request)
     payments.reject(note, await body_object(request))
     return respond(None)
+
+
+async def debit_note_payments(request: web.Request) -> web.Response:
+    payments = network(request).payments
+    note = payments.debit_note(request.match_info["note_id"])
+    return respond(_document_payments(request, note.payments))
 
 
 async def debit_note_events(request: web.Request) -> web.Response:
@@ -114,7 +120,7 @@ async def get_invoice(request: web.Request) -> web.Response:
 async def accept_invoice(request: web.Request) -> web.Response:
     payments = network(request).payments
     invoice = payments.invoice(request.match_info["invoice_id"])
-    query_timeout(request, 5.0, 60.0)
+    query_timeout(request)
     payments.accept_invoice(invoice.id, await body_object(request))
     return respond(None)
 
@@ -122,9 +128,35 @@ async def accept_invoice(request: web.Request) -> web.Response:
 async def reject_invoice(request: web.Request) -> web.Response:
     payments = network(request).payments
     invoice = payments.invoice(request.match_info["invoice_id"])
-    query_timeout(request, 5.0, 60.0)
+    query_timeout(request)
     payments.reject(invoice, await body_object(request))
     return respond(None)
+
+
+async def invoice_payments(request: web.Request) -> web.Response:
+    payments = network(request).payments
+    invoice = payments.invoice(request.match_info["invoice_id"])
+    return respond(_document_payments(request, invoice.payments))
+
+
+def _document_payments(request: web.Request, found: list[dict]) -> list[dict]:
+    after = query_timestamp(request, "afterTimestamp")
+    max_items = query_int(request, "maxItems", 10, low=1, high=100)
+    assert max_items is not None
+    if after is not None:
+        after_text = isoformat(after)  # same format, so the text order is the time order
+        found = [p for p in found if p["timestamp"] > after_text]
+    return found[:max_items]
+
+
+async def payments_status(request: web.Request) -> web.Response:
+    """Status problems of the payment driver: the devnet's never has any."""
+    payments = network(request).payments
+    for name, own in (("network", payments.platform.network), ("driver", payments.platform.driver)):
+        asked = request.query.get(name)
+        if asked is not None and asked.lower() != own:
+            raise NotFound(f"Payment {name} {asked} is not configured on this node")
+    return respond([])
 
 
 async def invoice_events(request: web.Request) -> web.Response:
@@ -136,7 +168,7 @@ async def list_payments(request: web.Request) -> web.Response:
 
 
 async def _events(request: web.Request, log) -> web.Response:
-    timeout = query_timeout(request, 5.0, MAX_POLL)
+    timeout = query_timeout(request)
     max_events = query_max_events(request)
     after = query_timestamp(request, "afterTimestamp")
     return respond(await log.poll(after, request.query.get("appSessionId"), max_events, timeout))
@@ -159,11 +191,14 @@ def routes() -> list[web.RouteDef]:
         web.get(note, get_debit_note),
         web.post(note + "/accept", accept_debit_note),
         web.post(note + "/reject", reject_debit_note),
+        web.get(note + "/payments", debit_note_payments),
         web.get(p + "/debitNoteEvents", debit_note_events),
         web.get(p + "/invoices", list_invoices),
         web.get(invoice, get_invoice),
         web.post(invoice + "/accept", accept_invoice),
         web.post(invoice + "/reject", reject_invoice),
+        web.get(invoice + "/payments", invoice_payments),
         web.get(p + "/invoiceEvents", invoice_events),
         web.get(p + "/payments", list_payments),
+        web.get(p + "/payments/status", payments_status),
     ]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from golem_tasks.devnet.clock import Clock, isoformat
+from golem_tasks.devnet.clock import Clock, Timers, isoformat
 from golem_tasks.devnet.constraints import (
     Constraint,
     ConstraintSyntaxError,
@@ -26,13 +27,33 @@ from golem_tasks.devnet.constraints import (
 )
 from golem_tasks.devnet.errors import BadRequest, Conflict, Gone, NotFound, RequestTimeout
 from golem_tasks.devnet.events import EventLog, EventQueue, Signal, wait_until
-from golem_tasks.devnet.providers import Provider, Rejection
+from golem_tasks.devnet.providers import EXPIRATION, Provider, Rejection
 
 logger = logging.getLogger(__name__)
 
 #: yagna keeps a subscription this long (simulated seconds) unless unsubscribed.
 DEMAND_TTL = 3600.0
-MAX_EVENTS = 100
+ENDED_AGREEMENT_STATES = frozenset({"Cancelled", "Rejected", "Expired", "Terminated"})
+SETTLED_PROPOSAL_STATES = frozenset({"Rejected", "Accepted", "Expired"})
+
+
+def _market_object(
+    properties: dict[str, Any],
+    constraints: str,
+    id_key: str,
+    object_id: str,
+    owner_key: str,
+    owner_id: str,
+    timestamp: datetime,
+) -> dict[str, Any]:
+    """A Demand or an Offer as the market API writes them."""
+    return {
+        "properties": properties,
+        "constraints": constraints,
+        id_key: object_id,
+        owner_key: owner_id,
+        "timestamp": isoformat(timestamp),
+    }
 
 
 @dataclass(eq=False)
@@ -47,16 +68,20 @@ class Demand:
     expires_at: float  # loop time
     queue: EventQueue = field(default_factory=EventQueue)
     state: str = "Active"  # Active, Unsubscribed, Expired
+    ended: datetime | None = None
     offered: set[str] = field(default_factory=set)  # providers with a live initial proposal
+    timer: asyncio.Handle | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "properties": self.properties,
-            "constraints": self.constraints_text,
-            "demandId": self.id,
-            "requestorId": self.requestor_id,
-            "timestamp": isoformat(self.timestamp),
-        }
+        return _market_object(
+            self.properties,
+            self.constraints_text,
+            "demandId",
+            self.id,
+            "requestorId",
+            self.requestor_id,
+            self.timestamp,
+        )
 
 
 @dataclass(eq=False)
@@ -105,7 +130,7 @@ class Agreement:
     terminator: str | None = None
     terminated_date: datetime | None = None
     changed: Signal = field(default_factory=Signal)
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None
 
     @property
     def demand_properties(self) -> dict[str, Any]:
@@ -117,20 +142,24 @@ class Agreement:
         demand, offer = self.demand_proposal, self.offer_proposal
         body: dict[str, Any] = {
             "agreementId": self.id,
-            "demand": {
-                "properties": demand.properties,
-                "constraints": demand.constraints_text,
-                "demandId": demand.id,
-                "requestorId": demand.demand.requestor_id,
-                "timestamp": isoformat(demand.timestamp),
-            },
-            "offer": {
-                "properties": offer.properties,
-                "constraints": offer.constraints_text,
-                "offerId": offer.id,
-                "providerId": self.provider.node_id,
-                "timestamp": isoformat(offer.timestamp),
-            },
+            "demand": _market_object(
+                demand.properties,
+                demand.constraints_text,
+                "demandId",
+                demand.id,
+                "requestorId",
+                demand.demand.requestor_id,
+                demand.timestamp,
+            ),
+            "offer": _market_object(
+                offer.properties,
+                offer.constraints_text,
+                "offerId",
+                offer.id,
+                "providerId",
+                self.provider.node_id,
+                offer.timestamp,
+            ),
             "validTo": isoformat(self.valid_to),
             "state": self.state,
             "timestamp": isoformat(self.timestamp),
@@ -162,7 +191,6 @@ class Agreement:
 class MarketHooks:
     """What the rest of the network does when agreements change."""
 
-    approved: Callable[[Agreement], None] = lambda agreement: None
     ended: Callable[[Agreement], None] = lambda agreement: None
 
 
@@ -186,6 +214,11 @@ class Market:
         self.proposals: dict[str, Proposal] = {}
         self.agreements: dict[str, Agreement] = {}
         self.agreement_events = EventLog()
+        self._timers = Timers()
+
+    def close(self) -> None:
+        """Cancel every pending expiry and provider answer."""
+        self._timers.cancel_all()
 
     @staticmethod
     def _loop() -> asyncio.AbstractEventLoop:
@@ -210,7 +243,7 @@ class Market:
             expires_at=loop.time() + self.clock.real_seconds(DEMAND_TTL),
         )
         self.demands[demand.id] = demand
-        loop.call_at(demand.expires_at, self._expire_demand, demand)
+        demand.timer = self._timers.call_at(demand.expires_at, self._expire_demand, demand)
         for provider in self.providers:
             self._offer(demand, provider)
         logger.debug("demand %s subscribed, %d offers", demand.id, len(demand.queue))
@@ -256,6 +289,7 @@ class Market:
     def _expire_demand(self, demand: Demand) -> None:
         if demand.state == "Active":
             demand.state = "Expired"
+            demand.ended = self.clock.now()
             demand.queue.signal.fire()
             logger.debug("demand %s expired", demand.id)
 
@@ -285,6 +319,9 @@ class Market:
         if demand.state == "Expired":
             raise Gone(f"Subscription [{demand_id}] expired.")
         demand.state = "Unsubscribed"
+        demand.ended = self.clock.now()
+        self._timers.cancel(demand.timer)
+        demand.timer = None
         demand.queue.signal.fire()
 
     async def collect(self, demand_id: str, timeout: float, max_events: int) -> list[dict]:
@@ -344,7 +381,7 @@ class Market:
             state="Draft",
         )
         self.proposals[ours.id] = ours
-        self._loop().call_soon(self._provider_answers, ours, flat)
+        self._timers.call_soon(self._provider_answers, ours, flat)
         return ours
 
     def _provider_answers(self, ours: Proposal, flat: dict[str, Any]) -> None:
@@ -437,9 +474,8 @@ class Market:
     def _arm(
         self, agreement: Agreement, when: float, callback: Callable[[Agreement], None]
     ) -> None:
-        if agreement.timer is not None:
-            agreement.timer.cancel()
-        agreement.timer = self._loop().call_at(when, callback, agreement)
+        self._timers.cancel(agreement.timer)
+        agreement.timer = self._timers.call_at(when, callback, agreement)
 
     def agreement(self, agreement_id: str) -> Agreement:
         agreement = self.agreements.get(agreement_id)
@@ -461,32 +497,45 @@ class Market:
         agreement.app_session_id = app_session_id
         agreement.changed.fire()
         provider = agreement.provider
-        if provider.chance(provider.faults.agreement_timeout):
+        if provider.chance("agreement_timeout", provider.faults.agreement_timeout):
             logger.debug("agreement %s: provider will never answer", agreement_id)
             return
-        self._loop().call_soon(self._provider_decides, agreement)
+        self._timers.call_soon(self._provider_decides, agreement)
 
     def _provider_decides(self, agreement: Agreement) -> None:
         if agreement.state != "Pending":
             return
         rejection = agreement.provider.answer_agreement()
         if rejection is not None:
-            self._end(agreement, "Rejected", {"message": rejection.message}, None)
-            self._event(agreement, "AgreementRejectedEvent", reason={"message": rejection.message})
+            reason = {"message": rejection.message}
+            event = self._event_body(agreement, "AgreementRejectedEvent", "Rejected", reason=reason)
+            self._end(agreement, "Rejected", reason, None)
+            self._log(agreement, event)
             return
         agreement.state = "Approved"
         agreement.approved_date = self.clock.now()
         agreement.provider.active_agreements.add(agreement.id)
         agreement.changed.fire()
-        self._event(agreement, "AgreementApprovedEvent")
-        expiration = agreement.demand_properties.get("golem.srv.comp.expiration")
-        if isinstance(expiration, (int, float)) and not isinstance(expiration, bool):
-            target = datetime.fromtimestamp(expiration / 1000.0, agreement.timestamp.tzinfo)
-            when = self.clock.deadline(target, agreement.demand_proposal.demand.timestamp)
+        self._log(agreement, self._event_body(agreement, "AgreementApprovedEvent"))
+        when = self._expiration_deadline(agreement)
+        if when is not None:
             self._arm(agreement, when, self._expire_approved)
         else:
+            self._timers.cancel(agreement.timer)
             agreement.timer = None
-        self.hooks.approved(agreement)
+
+    def _expiration_deadline(self, agreement: Agreement) -> float | None:
+        """When the demand's ``golem.srv.comp.expiration`` falls due (loop time), if set."""
+        expiration = agreement.demand_properties.get(EXPIRATION)
+        if isinstance(expiration, bool) or not isinstance(expiration, (int, float)):
+            return None
+        if not math.isfinite(expiration):
+            return None
+        try:
+            target = datetime.fromtimestamp(expiration / 1000.0, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+        return self.clock.deadline(target, agreement.demand_proposal.demand.timestamp)
 
     def _expire_unapproved(self, agreement: Agreement) -> None:
         if agreement.state in ("Proposal", "Pending"):
@@ -526,8 +575,14 @@ class Market:
         agreement = self.agreement(agreement_id)
         if agreement.state not in ("Proposal", "Pending"):
             raise self._transition_error(agreement, "Cancelled")
+        event = self._event_body(
+            agreement,
+            "AgreementCancelledEvent",
+            "Cancelled",
+            reason=dict(reason or {"message": ""}),
+        )
         self._end(agreement, "Cancelled", dict(reason or {}), "Requestor")
-        self._event(agreement, "AgreementCancelledEvent", reason=dict(reason or {"message": ""}))
+        self._log(agreement, event)
 
     def terminate(
         self, agreement_id: str, reason: Mapping[str, Any] | None, terminator: str = "Requestor"
@@ -542,18 +597,26 @@ class Market:
             raise self._transition_error(agreement, "Terminated")
         reason = dict(reason or {})
         reason.setdefault("message", "")
-        self._end(agreement, "Terminated", reason, terminator)
-        self._event(
+        # Everything that could fail comes before the state changes, and everything after
+        # it is bookkeeping that must happen together: a terminated agreement always frees
+        # its provider and is always invoiced.
+        event = self._event_body(
             agreement,
             "AgreementTerminatedEvent",
+            "Terminated",
             terminator=terminator,
             signature="NoSignature",
             reason=reason,
         )
+        provider = agreement.provider
+        was_busy = provider.busy
+        self._end(agreement, "Terminated", reason, terminator)
+        provider.active_agreements.discard(agreement.id)
+        self._log(agreement, event)
         logger.debug("agreement %s terminated by %s: %s", agreement_id, terminator, reason)
-        agreement.provider.active_agreements.discard(agreement.id)
+        if was_busy:  # its offer was withdrawn: publish it again
+            self.offer_again(provider)
         self.hooks.ended(agreement)
-        self.offer_again(agreement.provider)
 
     def _end(
         self, agreement: Agreement, state: str, reason: dict[str, Any], terminator: str | None
@@ -562,9 +625,8 @@ class Market:
         agreement.end_reason = reason
         agreement.terminator = terminator
         agreement.terminated_date = self.clock.now()
-        if agreement.timer is not None:
-            agreement.timer.cancel()
-            agreement.timer = None
+        self._timers.cancel(agreement.timer)
+        agreement.timer = None
         agreement.changed.fire()
 
     def termination_reason(self, agreement_id: str) -> dict[str, Any]:
@@ -580,18 +642,27 @@ class Market:
             "reason": agreement.end_reason or {"message": ""},
         }
 
-    def _event(self, agreement: Agreement, event_type: str, **extra: Any) -> None:
+    def _event_body(
+        self, agreement: Agreement, event_type: str, state: str | None = None, **extra: Any
+    ) -> tuple[datetime, dict[str, Any]]:
+        """An agreement event, showing the agreement in ``state`` (default: its own)."""
         date = self.clock.event_time()
+        # ya_market's generated client reads these events as AgreementEvent, which
+        # requires the whole agreement; the spec's AgreementOperationEvent allows it.
+        snapshot = agreement.to_json()
+        if state is not None:
+            snapshot["state"] = state
         body = {
             "eventType": event_type,
             "eventDate": isoformat(date),
             "agreementId": agreement.id,
-            # ya_market's generated client reads these events as AgreementEvent, which
-            # requires the whole agreement; the spec's AgreementOperationEvent allows it.
-            "agreement": agreement.to_json(),
+            "agreement": snapshot,
             **extra,
         }
-        self.agreement_events.append(date, agreement.app_session_id, body)
+        return date, body
+
+    def _log(self, agreement: Agreement, event: tuple[datetime, dict[str, Any]]) -> None:
+        self.agreement_events.append(event[0], agreement.app_session_id, event[1])
 
     def list_agreements(
         self,
@@ -612,3 +683,27 @@ class Market:
                 continue
             found.append(agreement.list_entry())
         return found
+
+    # ------------------------------------------------------------------ memory
+    def prune(self, retention: float) -> int:
+        """Forget what ended more than ``retention`` seconds ago; returns how many went.
+
+        Ended demands go with all their proposals; settled proposals of live demands and
+        ended agreements go on their own. Events older than that go too.
+        """
+        cutoff = self.clock.now() - timedelta(seconds=retention)
+        gone = 0
+        ended = {d.id for d in self.demands.values() if d.ended is not None and d.ended < cutoff}
+        for demand_id in ended:
+            del self.demands[demand_id]
+        for proposal in list(self.proposals.values()):
+            settled = proposal.countered or proposal.state in SETTLED_PROPOSAL_STATES
+            if proposal.demand.id in ended or (settled and proposal.timestamp < cutoff):
+                del self.proposals[proposal.id]
+                gone += 1
+        for agreement in list(self.agreements.values()):
+            end = agreement.terminated_date
+            if agreement.state in ENDED_AGREEMENT_STATES and end is not None and end < cutoff:
+                del self.agreements[agreement.id]
+                gone += 1
+        return gone + len(ended) + self.agreement_events.prune(cutoff)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from golem_tasks.devnet.activity import Activity, ExeUnits
-from golem_tasks.devnet.clock import Clock
+from golem_tasks.devnet.clock import Clock, Timers
 from golem_tasks.devnet.errors import ApiError, BadRequest, NotFound
 from golem_tasks.devnet.market import Agreement, Market
 from golem_tasks.devnet.payment import DebitNote, Document, Payments
@@ -35,6 +35,14 @@ from golem_tasks.devnet.providers import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Real seconds ended objects (demands, agreements, activities, settled payment documents,
+#: released allocations) and events stay readable before they are forgotten.
+RETENTION = 600.0
+#: Real seconds a payment document nobody decided on stays, once its agreement has ended.
+UNSETTLED_RETENTION = 3600.0
+#: Longest pause between two sweeps for what can be forgotten.
+SWEEP_EVERY = 30.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,10 @@ class Network:
         clock: Clock,
         platform: PaymentPlatform,
         workdir: Path | None = None,
+        retention: float = RETENTION,
     ) -> None:
         self.seed = seed
+        self.retention = retention
         self.clock = clock
         self.platform = platform
         self.requestor_id = f"0x{random.Random(f'requestor:{seed}').getrandbits(160):040x}"
@@ -73,8 +83,17 @@ class Network:
         self.payments.on_rejected = self._document_rejected
         self._activities_of: dict[str, list[Activity]] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._timers = Timers()
+
+    def start(self) -> None:
+        """Start the background work (call inside the event loop that will serve it)."""
+        self._spawn(self._sweep_forever())
 
     async def close(self) -> None:
+        """Stop everything: timers, debit notes, activities (and their processes)."""
+        self._timers.cancel_all()
+        self.market.close()
+        self.payments.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -83,16 +102,49 @@ class Network:
         if self._own_workdir:
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
+    # ------------------------------------------------------------------ memory
+    async def _sweep_forever(self) -> None:
+        pause = max(0.05, min(SWEEP_EVERY, self.retention / 4))
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                self.sweep()
+            except Exception:
+                logger.exception("devnet bug while forgetting ended objects")
+
+    def sweep(self) -> int:
+        """Forget what ended more than ``retention`` seconds ago; returns how many went."""
+        gone = self.market.prune(self.retention)
+        gone += len(self.exeunits.prune(self.retention))
+        for agreement_id in list(self._activities_of):
+            if agreement_id in self.market.agreements:
+                continue
+            activities = self._activities_of[agreement_id]
+            if all(a.id not in self.exeunits.activities for a in activities):
+                del self._activities_of[agreement_id]
+        gone += self.payments.prune(
+            self.retention, max(self.retention, UNSETTLED_RETENTION), self._agreement_live
+        )
+        return gone
+
+    def _agreement_live(self, agreement_id: str) -> bool:
+        agreement = self.market.agreements.get(agreement_id)
+        return agreement is not None and agreement.state in ("Proposal", "Pending", "Approved")
+
     def identity(self) -> dict[str, Any]:
         return {"identity": self.requestor_id, "name": "devnet-requestor", "role": "manager"}
 
     # ------------------------------------------------------------------ faults
-    async def gate(self, provider: Provider) -> None:
-        """Latency and injected failures of calls that travel to ``provider``."""
+    async def gate(self, provider: Provider, operation: str) -> None:
+        """Latency and injected failures of calls that travel to ``provider``.
+
+        ``operation`` names the kind of call: whether the n-th call of a kind fails does not
+        depend on how many calls of other kinds came before (see :mod:`providers`).
+        """
         faults = provider.faults
         if faults.api_latency_sec > 0:
             await asyncio.sleep(faults.api_latency_sec)
-        if provider.chance(faults.error_rate):
+        if provider.chance(f"error:{operation}", faults.error_rate):
             raise ApiError(
                 f"GSB error: remote service at /net/{provider.node_id} failed: "
                 "connection reset (devnet fault: error_rate)",
@@ -119,7 +171,12 @@ class Network:
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("devnet bug in a background task", exc_info=task.exception())
 
     def _activity_crashed(self, activity: Activity) -> None:
         agreement = self.market.agreements.get(activity.agreement_id)
@@ -171,7 +228,7 @@ class Network:
                 deadlines.append(terms.payment_timeout)
             chosen = [d for d in deadlines if d]
             if chosen:
-                asyncio.get_running_loop().call_later(
+                self._timers.call_later(
                     self.clock.real_seconds(min(chosen)), self._check_paid, note, agreement
                 )
 

@@ -4,6 +4,14 @@ asyncio's subprocess support waits for children with a helper thread per process
 cannot report CPU time per child. Here the child's exit is noticed through a pidfd
 (Linux >= 5.3) and reaped with ``wait4``, which also yields its rusage: the activity's
 ``golem.usage.cpu_sec`` counter is the CPU time its processes really used.
+
+Finding what a command left behind. A command may start processes that outlive it in
+other process groups or sessions (``cmd &``, ``setsid cmd``, daemons), where killing its
+group does not reach them. Every process an activity starts carries the activity's id in
+its environment (``GOLEM_DEVNET_ACTIVITY``) and starts in the activity's directory, and
+children inherit both; :func:`kill_marked` scans ``/proc`` for processes that carry the
+mark or whose working directory is inside an activity's directory, and kills them. A
+process that both clears its environment and leaves the activity's directory escapes.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +32,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
+#: The environment variable that marks every process of an activity with its id.
+MARKER = "GOLEM_DEVNET_ACTIVITY"
+_MARKER = MARKER.encode() + b"="
 #: After the main process exits, wait this long for its pipes to close (background
 #: children may hold them open) before giving up on the rest of the output.
 PIPE_GRACE = 1.0
@@ -92,8 +104,21 @@ class RunningProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        popen = await asyncio.get_running_loop().run_in_executor(executor, spawn)
+        spawned = asyncio.get_running_loop().run_in_executor(executor, spawn)
+        try:
+            popen = await asyncio.shield(spawned)
+        except asyncio.CancelledError:
+            # The fork goes on in its thread: kill what it starts, so nothing runs unseen.
+            spawned.add_done_callback(cls._kill_orphan)
+            raise
         return cls(popen, on_stdout, on_stderr)
+
+    @classmethod
+    def _kill_orphan(cls, spawned: asyncio.Future[subprocess.Popen]) -> None:
+        if spawned.cancelled() or spawned.exception() is not None:
+            return
+        ignore = lambda data: None  # noqa: E731
+        cls(spawned.result(), ignore, ignore).kill()
 
     def _read(self, pipe, sink: Callable[[bytes], None]) -> None:
         fd = pipe.fileno()
@@ -144,16 +169,16 @@ class RunningProcess:
         """CPU time used so far by the running process (0 once it has exited)."""
         if self._exited.done():
             return 0.0
-        try:
-            with open(f"/proc/{self.pid}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-            return ticks / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return cpu_seconds(self.pid)
 
     def kill(self) -> None:
-        """Kill the process and everything it started (its own session)."""
+        """Kill the process and its process group (its own session).
+
+        Only while the process is not reaped: after that its pid, and so its group id, may
+        belong to someone else (what it left behind is :func:`kill_marked`'s business).
+        """
+        if self._exited.done():
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
 
@@ -165,3 +190,88 @@ class RunningProcess:
                 if pipe is not None:
                     self._close_pipe(pipe)
         return result
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """``/proc/<pid>/stat`` after the command name (field 3, the state, comes first)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """CPU time (user + system) of a live process, with its reaped children's by default;
+    0 when it cannot be read."""
+    try:
+        fields = _stat_fields(pid)
+        ticks = int(fields[11]) + int(fields[12])
+        if children:
+            ticks += int(fields[13]) + int(fields[14])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def kill_marked(markers: Collection[str], workdir: Path, rounds: int = 20) -> int:
+    """Kill every process that belongs to one of the activities ``markers`` (their ids);
+    returns how many were killed. Blocking: run it in a thread.
+
+    A process belongs to an activity when its environment carries the activity's mark, or
+    its working directory is inside ``workdir/<activity id>``. The scan repeats until it
+    finds nothing (a process may fork while it runs), at most ``rounds`` times. Each process
+    is opened as a pidfd before it is examined and signalled through it, so a pid reused in
+    between is never hit.
+    """
+    wanted = set(markers)
+    if not wanted:
+        return 0
+    prefix = str(workdir.resolve()) + os.sep
+    killed = 0
+    for _ in range(rounds):
+        found = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            found += _kill_if_marked(int(name), wanted, prefix)
+        killed += found
+        if not found:
+            break
+        time.sleep(0.01)
+    return killed
+
+
+def _kill_if_marked(pid: int, wanted: set[str], prefix: str) -> int:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return 0
+    try:
+        if _owner(pid, prefix) not in wanted:
+            return 0
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return 1
+    except OSError:
+        return 0
+    finally:
+        os.close(pidfd)
+
+
+def _owner(pid: int, prefix: str) -> str | None:
+    """The activity id a process is marked with (environment, else working directory)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            data = environ.read()
+    except OSError:
+        return None  # another user's process, or gone
+    start = data.find(_MARKER)
+    while start > 0 and data[start - 1] != 0:  # inside another variable's value
+        start = data.find(_MARKER, start + 1)
+    if start >= 0:
+        end = data.find(b"\0", start)
+        return data[start + len(_MARKER) : end if end >= 0 else None].decode(errors="replace")
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    if cwd.startswith(prefix):
+        return cwd[len(prefix) :].split(os.sep, 1)[0]
+    return None

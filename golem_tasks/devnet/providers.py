@@ -1,12 +1,15 @@
 """Simulated providers: what they offer, what they charge, how they negotiate, when they fail.
 
-Each provider owns a random generator seeded from the devnet seed and its position, so the
-same seed builds the same network (ids, names, hardware, prices) and draws the same fault
-decisions in the same order.
+The same seed builds the same network (ids, names, hardware, prices) and makes the same
+fault decisions: the n-th decision of one kind by one provider (its 3rd counter-proposal
+answer, its 5th ``exec`` call, ...) is drawn from a generator of its own, seeded with the
+devnet seed, the provider, the kind and n. Decisions of one kind therefore do not depend on
+how many of another kind came before (extra polls do not change which command fails).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from typing import Any
 
 from golem_tasks.devnet.constraints import Constraint, compile_constraints
 from golem_tasks.devnet.platform import PaymentPlatform
-from golem_tasks.devnet.profile import ProviderSpec
+from golem_tasks.devnet.profile import ProviderSpec, check_spec
 
 DEBIT_NOTE_INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
 PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
@@ -27,6 +30,8 @@ USAGE_VECTOR = ("golem.usage.cpu_sec", "golem.usage.duration_sec")
 MAX_EXPIRATION_WITHOUT_PAYMENTS = 30 * 60.0
 #: Tolerance for the requestor's clock and the time a proposal spends in transit.
 EXPIRATION_GRACE = 60.0
+#: Longest payment or acceptance timeout a provider agrees to (longer asks are lowered).
+MAX_PAYMENT_TERM = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class Provider:
         self.node_id = f"0x{identity.getrandbits(160):040x}"
         self.name = spec.name
         self.faults = spec.faults
-        self._rng = random.Random(f"provider-faults:{seed}:{index}")
+        self._seed = seed
+        self._decisions: dict[str, int] = {}
         self.platform = platform
         self.active_agreements: set[str] = set()
         self.coeffs = (
@@ -100,13 +106,16 @@ class Provider:
         return len(self.active_agreements) >= self.spec.max_agreements
 
     # ------------------------------------------------------------------ decisions
-    def chance(self, probability: float) -> bool:
-        """Draw a fault decision from the provider's own seeded generator."""
+    def chance(self, kind: str, probability: float) -> bool:
+        """The provider's next fault decision of ``kind``: true with ``probability``."""
+        ordinal = self._decisions.get(kind, 0)
+        self._decisions[kind] = ordinal + 1
         if probability <= 0.0:
             return False
         if probability >= 1.0:
             return True
-        return self._rng.random() < probability
+        draw = random.Random(f"provider-fault:{self._seed}:{self.index}:{kind}:{ordinal}")
+        return draw.random() < probability
 
     def answer_proposal(self, demand: Mapping[str, Any], now: datetime) -> dict | Rejection:
         """The provider's counter-offer properties for a requestor's proposal, or a refusal.
@@ -115,12 +124,16 @@ class Provider:
         otherwise, and dropped when the requestor does not ask for them (then there are
         no mid-agreement payments).
         """
-        if self.chance(self.faults.reject_proposal):
+        if self.chance("reject_proposal", self.faults.reject_proposal):
             return Rejection("Provider declined the proposal (devnet fault: reject_proposal)")
         if self.busy:
             return Rejection("Provider is busy with another agreement")
         expiration = demand.get(EXPIRATION)
-        if isinstance(expiration, bool) or not isinstance(expiration, (int, float)):
+        if (
+            isinstance(expiration, bool)
+            or not isinstance(expiration, (int, float))
+            or not math.isfinite(expiration)
+        ):
             return Rejection(f"Proposal has no valid '{EXPIRATION}' property")
         seconds_left = expiration / 1000.0 - now.timestamp()
         if seconds_left < self.spec.min_expiration_sec:
@@ -129,21 +142,27 @@ class Provider:
                 f"at least {self.spec.min_expiration_sec:.0f}s required"
             )
         properties = dict(self.properties)
+        # No debit-note interval longer than the longest agreement the provider serves.
+        longest_interval = int(self.spec.max_expiration_sec)
         interval = _positive_int(demand.get(DEBIT_NOTE_INTERVAL))
         timeout = _positive_int(demand.get(PAYMENT_TIMEOUT))
         if interval is None:
             properties.pop(DEBIT_NOTE_INTERVAL)
         else:
-            properties[DEBIT_NOTE_INTERVAL] = max(interval, self.spec.min_debit_note_interval_sec)
+            properties[DEBIT_NOTE_INTERVAL] = _within(
+                interval, self.spec.min_debit_note_interval_sec, longest_interval
+            )
         if timeout is None or interval is None:
             properties.pop(PAYMENT_TIMEOUT)
         else:
-            properties[PAYMENT_TIMEOUT] = max(timeout, self.spec.min_payment_timeout_sec)
+            properties[PAYMENT_TIMEOUT] = _within(
+                timeout, self.spec.min_payment_timeout_sec, MAX_PAYMENT_TERM
+            )
         accept_timeout = _positive_int(demand.get(ACCEPT_TIMEOUT))
         if accept_timeout is None:
             properties.pop(ACCEPT_TIMEOUT)
         else:
-            properties[ACCEPT_TIMEOUT] = accept_timeout
+            properties[ACCEPT_TIMEOUT] = _within(accept_timeout, 1, MAX_PAYMENT_TERM)
         longest = (
             self.spec.max_expiration_sec
             if PAYMENT_TIMEOUT in properties
@@ -162,7 +181,7 @@ class Provider:
 
     def answer_agreement(self) -> Rejection | None:
         """None to approve; a rejection otherwise. Timeouts are decided separately."""
-        if self.chance(self.faults.reject_agreement):
+        if self.chance("reject_agreement", self.faults.reject_agreement):
             return Rejection("Provider rejected the agreement (devnet fault: reject_agreement)")
         if self.busy:
             return Rejection("Provider is busy with another agreement")
@@ -170,12 +189,22 @@ class Provider:
 
 
 def _positive_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    """A positive number of seconds as an int; None for anything else (also inf, nan)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value <= 0:
         return None
     return int(value)
+
+
+def _within(value: int, low: int, high: int) -> int:
+    return max(low, min(value, max(low, high)))
 
 
 def build_providers(
     specs: Sequence[ProviderSpec], seed: int, platform: PaymentPlatform
 ) -> list[Provider]:
+    """The providers of ``specs``; a spec that makes no sense is a ProfileError."""
+    for spec in specs:
+        check_spec(spec, f"provider {spec.name!r}")
     return [Provider(spec, index, seed, platform) for index, spec in enumerate(specs)]

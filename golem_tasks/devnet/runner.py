@@ -10,16 +10,17 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
-import shlex
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from golem_tasks.devnet.clock import Clock
-from golem_tasks.devnet.network import Network
+from golem_tasks.devnet.exports import export_lines
+from golem_tasks.devnet.network import RETENTION, Network
 from golem_tasks.devnet.platform import PaymentPlatform
 from golem_tasks.devnet.profile import Profile, default_profile, load_profile
 from golem_tasks.devnet.server import Recorder, build_app
@@ -50,6 +51,7 @@ class Devnet:
         payment_driver: str | None = None,
         workdir: str | Path | None = None,
         recorder: Recorder | None = None,
+        retention: float = RETENTION,
     ) -> None:
         if isinstance(profile, Profile):
             self.profile = profile
@@ -65,6 +67,7 @@ class Devnet:
         self.app_key = app_key or secrets.token_hex(16)
         self._workdir = Path(workdir) if workdir is not None else None
         self._recorder = recorder
+        self.retention = retention
         self.network: Network | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -78,7 +81,16 @@ class Devnet:
         await self.stop()
 
     async def start(self) -> None:
-        self.network = Network(self.profile, self.seed, self.clock, self.platform, self._workdir)
+        if not is_loopback(self.host):
+            logger.warning(
+                "devnet listening on %s, reachable from other machines: anyone with the app "
+                "key can run commands here as this user",
+                self.host,
+            )
+        self.network = Network(
+            self.profile, self.seed, self.clock, self.platform, self._workdir, self.retention
+        )
+        self.network.start()
         app = build_app(self.network, self.app_key, self._recorder)
         # Long polls hold requests for seconds: do not wait them out when stopping.
         self._runner = web.AppRunner(
@@ -115,7 +127,8 @@ class Devnet:
     def api_url(self) -> str:
         if self.port is None:
             raise RuntimeError("the devnet is not running")
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def image_repo(self) -> str:
@@ -139,4 +152,14 @@ class Devnet:
         }
 
     def export_lines(self) -> str:
-        return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in self.env().items())
+        return export_lines(self.env())
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the devnet on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

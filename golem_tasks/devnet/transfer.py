@@ -1,89 +1,215 @@
 """The ``transfer`` command: copy between container paths, local files and HTTP URLs.
 
-Supported locations: ``container:/path`` (inside the activity, see the exe-unit's path
-mapping), ``file:///abs/path`` on the devnet's machine, and ``http(s)://`` URLs the devnet
-can reach (read with GET, written with PUT). gftp is not available: golem-core's
-``SendFile``/``DownloadFile`` need the ``gftp`` binary on the requestor's side.
+Supported locations: ``container:/path`` (inside the activity), ``file:///abs/path`` on the
+devnet's machine, and ``http(s)://`` URLs the devnet can reach (read with GET, written with
+PUT). gftp is not available: golem-core's ``SendFile``/``DownloadFile`` need the ``gftp``
+binary on the requestor's side.
+
+Container paths are confined to the activity's directory. ``..`` is refused outright, and
+symbolic links (which a command can create: ``ln -s /etc /golem/output/etc``) are checked
+where they are followed: every directory on the way and the file itself are opened first,
+then the opened file's real location must be inside the activity's directory. A symbolic
+link as the destination file itself is refused. ``file://`` is *not* confined: it reads
+and writes any file the devnet's user can (see the README).
+
+Blocking file work runs through ``offload`` (a thread by default), so the event loop
+keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
 import shutil
-from collections.abc import Callable
-from pathlib import Path
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 import aiohttp
 
 CHUNK = 1 << 20
+#: What a container path without a leading ``/`` is relative to.
+WORKDIR = PurePosixPath("/golem/work")
+
+Offload = Callable[..., Awaitable[Any]]
 
 
 class TransferError(Exception):
     """A transfer that cannot be done; the message goes into the command result."""
 
 
+@dataclass(frozen=True)
+class LocalFile:
+    """A file on this machine; confined to ``root`` when it stands for a container path."""
+
+    path: Path
+    root: Path | None = None
+
+    def open_read(self) -> BinaryIO:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise TransferError(f"source file not found: {self.shown}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise TransferError(f"source is not a regular file: {self.shown}")
+            if self.root is not None:
+                _check_inside(fd, self.root, self.shown)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def open_write(self) -> BinaryIO:
+        """Open for writing without truncating (the caller truncates once it is safe)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        if self.root is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags, 0o644)
+        else:
+            fd = self._open_confined(flags | os.O_NOFOLLOW)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise TransferError(f"destination is not a regular file: {self.shown}")
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _open_confined(self, flags: int) -> int:
+        assert self.root is not None
+        parts = self.path.relative_to(self.root).parts
+        directory = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=directory)
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=directory)
+                os.close(directory)
+                directory = inner
+                _check_inside(directory, self.root, self.shown)
+            try:
+                return os.open(parts[-1], flags, 0o644, dir_fd=directory)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise TransferError(f"destination is a symbolic link: {self.shown}") from None
+                raise
+        finally:
+            os.close(directory)
+
+    @property
+    def shown(self) -> str:
+        """The path as the requestor wrote it (a container path is shown as one)."""
+        if self.root is None:
+            return str(self.path)
+        return "/" + "/".join(self.path.relative_to(self.root).parts)
+
+
+def _check_inside(fd: int, root: Path, shown: str) -> None:
+    """Refuse an opened file or directory whose real location is outside ``root``."""
+    real = os.readlink(f"/proc/self/fd/{fd}")
+    base = os.path.realpath(root)
+    if real != base and not real.startswith(base + os.sep):
+        raise TransferError(f"container path leads outside the container: {shown}")
+
+
+def container_file(root: Path, path: str) -> LocalFile:
+    """``path`` inside the container whose root directory is ``root``."""
+    posix = PurePosixPath(path)
+    if not posix.is_absolute():
+        posix = WORKDIR / posix
+    parts = [p for p in posix.parts[1:] if p not in ("", ".")]
+    if ".." in parts:
+        raise TransferError(f"container path may not contain '..': {path}")
+    if not parts:
+        raise TransferError(f"container path names no file: {path}")
+    return LocalFile(root.joinpath(*parts), root)
+
+
 async def transfer(
     source: str,
     destination: str,
-    container_path: Callable[[str], Path],
+    container_root: Path,
     session: aiohttp.ClientSession,
+    offload: Offload = asyncio.to_thread,
 ) -> int:
     """Copy ``source`` to ``destination``; returns the number of bytes copied."""
-    src_kind, src = _locate(source, container_path)
-    dst_kind, dst = _locate(destination, container_path)
-    if src_kind == "path" and dst_kind == "path":
-        return await asyncio.to_thread(_copy_file, Path(src), Path(dst))
-    if src_kind == "url" and dst_kind == "path":
-        return await _download(session, str(src), Path(dst))
-    if src_kind == "path" and dst_kind == "url":
-        return await _upload(session, Path(src), str(dst))
+    src = _locate(source, container_root)
+    dst = _locate(destination, container_root)
+    if isinstance(src, LocalFile) and isinstance(dst, LocalFile):
+        return await offload(_copy_file, src, dst)
+    if isinstance(dst, LocalFile):
+        return await _download(session, str(src), dst, offload)
+    if isinstance(src, LocalFile):
+        return await _upload(session, src, str(dst), offload)
     return await _relay(session, str(src), str(dst))
 
 
-def _locate(location: str, container_path: Callable[[str], Path]) -> tuple[str, Path | str]:
+def _locate(location: str, container_root: Path) -> LocalFile | str:
     parsed = urlparse(location)
     scheme = parsed.scheme.lower()
     if scheme == "container":
-        return "path", container_path(location.split(":", 1)[1])
+        return container_file(container_root, location.split(":", 1)[1])
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise TransferError(f"file URL must be local: {location}")
-        return "path", Path(unquote(parsed.path))
+        return LocalFile(Path(unquote(parsed.path)))
     if scheme in ("http", "https"):
-        return "url", location
+        return location
     raise TransferError(f"unsupported transfer protocol '{scheme or location}' in {location}")
 
 
-def _copy_file(src: Path, dst: Path) -> int:
-    if not src.is_file():
-        raise TransferError(f"source file not found: {src}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    return dst.stat().st_size
+def _copy_file(src: LocalFile, dst: LocalFile) -> int:
+    with src.open_read() as reader, dst.open_write() as writer:
+        if os.path.samestat(os.fstat(reader.fileno()), os.fstat(writer.fileno())):
+            raise TransferError(f"source and destination are the same file: {src.shown}")
+        writer.truncate(0)
+        shutil.copyfileobj(reader, writer, CHUNK)
+        return writer.tell()
 
 
-async def _download(session: aiohttp.ClientSession, url: str, dst: Path) -> int:
+def _open_truncated(dst: LocalFile) -> BinaryIO:
+    writer = dst.open_write()
+    writer.truncate(0)
+    return writer
+
+
+async def _download(
+    session: aiohttp.ClientSession, url: str, dst: LocalFile, offload: Offload
+) -> int:
     try:
         async with session.get(url) as response:
             if response.status >= 400:
                 raise TransferError(f"GET {url} answered {response.status}")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            size = 0
-            with dst.open("wb") as out:
+            writer = await offload(_open_truncated, dst)
+            try:
+                size = 0
                 async for chunk in response.content.iter_chunked(CHUNK):
-                    out.write(chunk)
+                    await offload(writer.write, chunk)
                     size += len(chunk)
+            finally:
+                await offload(writer.close)
             return size
     except aiohttp.ClientError as exc:
         raise TransferError(f"GET {url} failed: {exc}") from None
 
 
-async def _upload(session: aiohttp.ClientSession, src: Path, url: str) -> int:
-    try:
-        data = await asyncio.to_thread(src.read_bytes)
-    except OSError as exc:
-        raise TransferError(f"cannot read source file {src}: {exc.strerror or exc}") from None
+def _read_all(src: LocalFile) -> bytes:
+    with src.open_read() as reader:
+        return reader.read()
+
+
+async def _upload(
+    session: aiohttp.ClientSession, src: LocalFile, url: str, offload: Offload
+) -> int:
+    data = await offload(_read_all, src)
     try:
         async with session.put(url, data=data) as response:
             if response.status >= 400:

@@ -150,6 +150,76 @@ async def test_transfer_between_files_container_and_http(api, ready, tmp_path: P
     assert escape[0]["result"] == "Error"
 
 
+async def test_symbolic_links_do_not_lead_out_of_the_container(api, ready, tmp_path: Path) -> None:
+    """A command can make links to anywhere; transfers through them stay inside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host file\n")
+    await run_script(
+        api,
+        ready,
+        [
+            run(f"ln -s {outside} /golem/output/out"),
+            run(f"ln -s {outside}/secret.txt /golem/output/secret.txt"),
+            run(f"ln -s {outside}/new.txt /golem/output/new.txt"),
+            run("mkdir -p /golem/output/d && echo inside > /golem/output/d/own.txt"),
+            run("ln -s d /golem/output/alias && mkfifo /golem/output/pipe"),
+        ],
+    )
+    copy = tmp_path / "copy.txt"
+    for source in (
+        "container:/golem/output/out/secret.txt",  # a linked directory on the way
+        "container:/golem/output/secret.txt",  # the file itself a link
+    ):
+        results = await run_script(
+            api, ready, [{"transfer": {"from": source, "to": f"file://{copy}"}}]
+        )
+        assert results[0]["result"] == "Error", source
+        assert "outside the container" in results[0]["message"], results
+        assert not copy.exists()
+    for destination in (
+        "container:/golem/output/out/written.txt",
+        "container:/golem/output/out/sub/written.txt",
+        "container:/golem/output/new.txt",  # a dangling link as the file
+    ):
+        results = await run_script(
+            api,
+            ready,
+            [{"transfer": {"from": "container:/golem/output/d/own.txt", "to": destination}}],
+        )
+        assert results[0]["result"] == "Error", destination
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    # A fifo is not read (it would block), and a link that stays inside works.
+    results = await run_script(
+        api,
+        ready,
+        [{"transfer": {"from": "container:/golem/output/pipe", "to": f"file://{copy}"}}],
+    )
+    assert results[0]["result"] == "Error" and "not a regular file" in results[0]["message"]
+    results = await run_script(
+        api,
+        ready,
+        [
+            {"transfer": {"from": "container:/golem/output/alias/own.txt", "to": f"file://{copy}"}},
+            {"transfer": {"from": f"file://{copy}", "to": "container:/golem/output/alias/b.txt"}},
+            run("cat /golem/output/d/b.txt"),
+        ],
+    )
+    assert [r["result"] for r in results] == ["Ok"] * 3, results
+    assert results[-1]["stdout"] == "inside\n"
+
+
+async def test_results_wait_five_seconds_by_default(api, ready) -> None:
+    """Without ``timeout`` a results poll waits the contract's 5 s for the batch."""
+    batch = await api.ok(
+        "POST",
+        f"{ACTIVITY}/activity/{ready}/exec",
+        json_body={"text": json.dumps([run("sleep 0.3; echo slow")])},
+    )
+    results = await api.ok("GET", f"{ACTIVITY}/activity/{ready}/exec/{batch}")
+    assert results and results[-1]["isBatchFinished"] and results[-1]["stdout"] == "slow\n"
+
+
 async def test_results_wait_for_a_command_index(api, ready) -> None:
     batch = await api.ok(
         "POST",
@@ -189,6 +259,10 @@ async def test_results_as_server_sent_events(api, ready) -> None:
     assert "".join(e["kind"]["stdout"] for e in events if "stdout" in e["kind"]) == "one\ntwo\n"
     finished = [e for e in events if "finished" in e["kind"]]
     assert [f["kind"]["finished"]["return_code"] for f in finished] == [0, 1]
+    assert [f["kind"]["finished"]["message"] for f in finished] == [
+        None,  # yagna sends null for a command that succeeded
+        "ExeScript command exited with code 1",
+    ]
     assert all(e["batchId"] == batch and "timestamp" in e for e in events)
 
 

@@ -162,3 +162,57 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_timestamps_are_read_in_utc_and_absurd_ones_refused(api, devnet) -> None:
+    """A validTo with an offset is converted to UTC; one beyond what a date can hold after
+    conversion is a 400, not an agreement that answers 500 ever after."""
+    for absurd in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+        _, draft = await _draft(api)
+        status, body = await api.call(
+            "POST",
+            f"{MARKET}/agreements",
+            json_body={"proposalId": draft["proposalId"], "validTo": absurd},
+        )
+        assert status == 400 and "validTo" in body["message"], (absurd, status, body)
+    _, draft = await _draft(api)
+    agreement_id = await api.ok(
+        "POST",
+        f"{MARKET}/agreements",
+        json_body={"proposalId": draft["proposalId"], "validTo": "8999-12-31T23:59:59-05:00"},
+    )
+    path = f"{MARKET}/agreements/{agreement_id}"
+    assert (await api.ok("GET", path))["validTo"] == "9000-01-01T04:59:59.000000Z"
+    await api.ok("POST", path + "/confirm", params={"appSessionId": "far"})
+    await api.ok("POST", path + "/wait", params={"timeout": 5})
+    assert (await api.ok("GET", path))["state"] == "Approved"
+    await api.ok("POST", path + "/terminate", json_body={"message": "done"})
+    assert (await api.ok("GET", path))["state"] == "Terminated"
+    listed = await api.ok("GET", f"{MARKET}/agreements", params={"appSessionId": "far"})
+    assert [entry["id"] for entry in listed] == [agreement_id]
+    # The provider is free again and has invoiced the agreement.
+    agreement = devnet.network.market.agreements[agreement_id]
+    assert agreement_id not in agreement.provider.active_agreements
+    invoices = devnet.network.payments.invoices.values()
+    assert [i for i in invoices if i.agreement_id == agreement_id]
+
+
+async def test_agreements_listed_by_timestamp_as_well(api) -> None:
+    """afterTimestamp/beforeTimestamp work as well as the contract's afterDate/beforeDate."""
+    before = datetime.now(timezone.utc).isoformat()
+    agreement_id, _, _ = await agreement(api, session="listing")
+    after = datetime.now(timezone.utc).isoformat()
+    for params in (
+        {"afterTimestamp": before, "beforeTimestamp": after},
+        {"afterDate": before, "beforeDate": after},
+    ):
+        listed = await api.ok(
+            "GET", f"{MARKET}/agreements", params={"appSessionId": "listing", **params}
+        )
+        assert [entry["id"] for entry in listed] == [agreement_id], params
+    for params in ({"afterTimestamp": after}, {"beforeTimestamp": before}):
+        listed = await api.ok(
+            "GET", f"{MARKET}/agreements", params={"appSessionId": "listing", **params}
+        )
+        assert listed == [], params
+    await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})

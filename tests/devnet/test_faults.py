@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from golem.payload import VmPayload
@@ -22,6 +24,11 @@ from tests.devnet.flows import (
     run_script,
     subscribe,
 )
+
+
+def _in(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
 
 PAYLOAD = VmPayload(package_url="hash:sha3:abc:http://127.0.0.1/images/abc.gvmi")
 
@@ -139,23 +146,116 @@ async def test_busy_provider_serves_one_agreement(start_devnet, http) -> None:
         assert len(await offers(fast, demand_id)) == 1  # and published again when free
 
 
-async def test_same_seed_same_network(start_devnet, http) -> None:
-    profile = Profile((Group(3, ProviderSpec(name="p", faults=Faults(reject_proposal=0.5))),))
+FAULTY = Profile(
+    (
+        Group(
+            4,
+            ProviderSpec(
+                name="p",
+                max_agreements=10,
+                faults=Faults(
+                    reject_proposal=0.3,
+                    reject_agreement=0.3,
+                    command_failure=0.5,
+                    error_rate=0.3,
+                ),
+            ),
+        ),
+    )
+)
 
-    async def snapshot(seed: int) -> tuple:
-        async with start_devnet(seed=seed, profile=profile) as net:
-            fast = Api(http, net.api_url, net.app_key)
-            me = await fast.ok("GET", "/me")
-            found = await offers(fast, await subscribe(fast))
-            identities = sorted(
-                (o["issuerId"], o["properties"]["golem.node.id.name"]) for o in found
+
+async def _fault_outcomes(net, http, polls: int) -> list:
+    """What the faults decided for one fixed script; ``polls`` extra status and result
+    polls (which may fail too) are made between the steps and are not part of it."""
+    api = Api(http, net.api_url, net.app_key)
+    outcomes: list = []
+
+    async def poll(path: str) -> None:
+        for _ in range(polls):
+            await api.call("GET", path, params={"timeout": 0})
+
+    async def until_ok(method: str, path: str, **kwargs) -> object:
+        for _ in range(100):  # calls fail at random (error_rate): that is the point
+            status, body = await api.call(method, path, **kwargs)
+            if status < 500:
+                return body
+        raise AssertionError(f"{method} {path} kept failing")
+
+    demand_id = await subscribe(api)
+    found = sorted(await offers(api, demand_id), key=lambda o: o["issuerId"])
+    demand = next(d for d in await api.ok("GET", f"{MARKET}/demands") if d["demandId"] == demand_id)
+    for offer in found:
+        status, ours = await api.call(
+            "POST",
+            f"{MARKET}/demands/{demand_id}/proposals/{offer['proposalId']}",
+            json_body={"properties": demand["properties"], "constraints": demand["constraints"]},
+        )
+        outcomes.append(("counter", status))
+        if status != 201:
+            continue
+        answer = None
+        for _ in range(20):
+            if answer is not None:
+                break
+            for event in await until_ok(
+                "GET", f"{MARKET}/demands/{demand_id}/events", params={"timeout": 1}
+            ):
+                if event.get("proposalId") == ours:
+                    answer = "rejected"
+                elif event.get("proposal", {}).get("prevProposalId") == ours:
+                    answer = event["proposal"]["proposalId"]
+        outcomes.append(("answer", answer == "rejected"))
+        if answer == "rejected":
+            continue
+        agreement_id = await api.ok(
+            "POST",
+            f"{MARKET}/agreements",
+            json_body={"proposalId": answer, "validTo": _in(60)},
+        )
+        path = f"{MARKET}/agreements/{agreement_id}"
+        status, _ = await api.call("POST", path + "/confirm")
+        outcomes.append(("confirm", status))
+        if status != 204:
+            continue
+        status, _ = await api.call("POST", path + "/wait", params={"timeout": 5})
+        outcomes.append(("approved", status))
+        if status != 204:
+            continue
+        status, activity_id = await api.call("POST", f"{ACTIVITY}/activity", json_body=agreement_id)
+        outcomes.append(("activity", status))
+        if status != 201:
+            continue
+        exec_path = f"{ACTIVITY}/activity/{activity_id}/exec"
+        for commands in (DEPLOY_START, *[[run("true")]] * 5):
+            await poll(f"{ACTIVITY}/activity/{activity_id}/state")
+            status, batch = await api.call(
+                "POST", exec_path, json_body={"text": json.dumps(commands)}
             )
-            decisions = [p.chance(0.5) for p in net.network.providers for _ in range(8)]
-            return me["identity"], identities, decisions
+            outcomes.append(("exec", status))
+            if status != 200:
+                continue
+            await poll(f"{exec_path}/{batch}")
+            results: list = []
+            for _ in range(20):
+                if results and results[-1]["isBatchFinished"]:
+                    break
+                results = await until_ok("GET", f"{exec_path}/{batch}", params={"timeout": 5})
+            outcomes.append(("results", [r["result"] for r in results]))
+    return outcomes
 
-    first, again, other = await snapshot(11), await snapshot(11), await snapshot(12)
-    assert first == again
-    assert first != other
+
+async def test_same_seed_same_faults_whatever_the_polls(start_devnet, http) -> None:
+    async def outcomes(seed: int, polls: int) -> tuple:
+        async with start_devnet(seed=seed, profile=FAULTY) as net:
+            identities = sorted(p.node_id for p in net.network.providers)
+            return identities, await _fault_outcomes(net, http, polls)
+
+    first = await outcomes(11, polls=0)
+    assert await outcomes(11, polls=3) == first
+    assert await outcomes(12, polls=0) != first
+    decided = [kind for kind, _ in first[1]]
+    assert {"counter", "answer", "exec", "results"} <= set(decided)  # a real script ran
 
 
 async def test_default_network_varies_but_is_reproducible(start_devnet, http) -> None:

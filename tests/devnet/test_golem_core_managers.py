@@ -3,7 +3,6 @@ agreements, activities, work) run unchanged against the devnet."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -25,8 +24,10 @@ from golem.payload import VmPayload
 async def test_managers_negotiate_mid_agreement_payments_and_pay(golem_node, devnet) -> None:
     payload = VmPayload(package_url="hash:sha3:ab:http://127.0.0.1/images/ab.gvmi")
     outputs: list[str] = []
+    allocations: list = []
 
     async def work(context: WorkContext) -> str:
+        allocations.append(payments._allocation)  # released (and forgotten) by stop()
         # SingleUseActivityManager has already deployed and started the activity.
         batch = await context.run("echo managed; sleep 2.5")
         await batch.wait(timeout=30)
@@ -55,7 +56,6 @@ async def test_managers_negotiate_mid_agreement_payments_and_pay(golem_node, dev
         async with payments, demands, proposals, agreements:
             result = await worker.do_work(work)
             assert result.exception is None, result.exception
-        allocation = payments._allocation  # released by stop(); still known here
     assert outputs == ["managed\n"]
 
     market = devnet.network.market
@@ -75,5 +75,9 @@ async def test_managers_negotiate_mid_agreement_payments_and_pay(golem_node, dev
     assert all(n.status == "ACCEPTED" for n in notes)  # validate_and_accept passed them
     (invoice,) = [i for i in documents.invoices.values() if i.agreement_id == agreement.id]
     assert invoice.status == "ACCEPTED"
-    assert allocation is None or Decimal(invoice.amount) > 0
-    await asyncio.sleep(0)
+    assert Decimal(invoice.amount) > 0
+    # Everything was paid from golem-core's allocation: the notes, then the rest.
+    (allocation,) = allocations
+    assert allocation is not None
+    paid_from = documents.allocations[allocation.id]
+    assert paid_from.spent == invoice.amount

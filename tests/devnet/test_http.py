@@ -1,10 +1,22 @@
-"""HTTP contract details: app-key auth, JSON errors, bad input is 4xx (never 500), /me, images."""
+"""HTTP contract details: app-key auth, JSON errors, bad input is 4xx (never 500), /me,
+/version/get, images."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.devnet.flows import ACTIVITY, MARKET, PAYMENT, Api, agreement, subscribe
+from tests.devnet.flows import (
+    ACTIVITY,
+    DEPLOY_START,
+    MARKET,
+    PAYMENT,
+    Api,
+    agreement,
+    run_script,
+    subscribe,
+)
 
 ROUTES = [
     ("GET", "/me"),
@@ -33,6 +45,11 @@ async def test_identity(api, devnet) -> None:
     me = await api.ok("GET", "/me")
     assert set(me) == {"identity", "name", "role"}
     assert me["identity"] == devnet.network.requestor_id
+
+
+async def test_version(api) -> None:
+    version = await api.ok("GET", "/version/get")
+    assert set(version["current"]) >= {"version", "name", "seen", "releaseTs"}
 
 
 async def test_image_repository_needs_no_key(api) -> None:
@@ -85,6 +102,36 @@ GARBAGE = [
     b'{"properties": {}, "constraints": "((("}',
     b'{"totalAmount": {"x": 1}}',
     b'{"proposalId": 5, "validTo": "tomorrow"}',
+    b"[" * 200_000,  # nests deeper than json's recursion
+    b'{"properties": ' + b'{"a": ' * 500 + b"1" + b"}" * 501 + b', "constraints": ""}',
+    b'{"text": ' + json.dumps("[" * 200_000).encode() + b"}",
+    b'{"totalAmount": "1e10"}',
+    b'{"totalAmount": 1e308}',
+    b'{"totalAmount": 1e400}',  # Python reads it as inf
+    b'{"totalAmount": "1e999999999"}',
+    b'{"totalAmount": NaN}',
+    b'{"totalAmount": "-1"}',
+    b'{"totalAmount": "1", "timeout": "9999-12-31T23:59:59-05:00"}',
+    b'{"totalAmount": "1", "timeout": "0001-01-01T00:00:00+05:00"}',
+    b'{"totalAmountAccepted": "1e999999999", "allocationId": "x"}',
+    b'{"proposalId": "x", "validTo": "9999-12-31T23:59:59-05:00"}',
+    b'{"proposalId": "x", "validTo": "0001-01-01T00:00:00+05:00"}',
+]
+
+#: ExeScript texts that parse (Python's json reads NaN and Infinity) but cannot run as they
+#: are: NUL bytes and "=" where execve cannot take them, limits that are not finite.
+_RUN = '{"run": {"entry_point": "/bin/echo", '
+BAD_SCRIPTS = [
+    "[" + _RUN + r'"args": ["a\u0000b"]}}]',
+    r'[{"run": {"entry_point": "/bin/ec\u0000ho"}}]',
+    '[{"deploy": {"env": {"A=B": "x"}}}]',
+    '[{"deploy": {"env": {"": "x"}}}]',
+    r'[{"deploy": {"env": {"A": "x\u0000y"}}}]',
+    r'[{"transfer": {"from": "container:/a\u0000", "to": "file:///tmp/x"}}]',
+    "[" + _RUN + '"capture": {"stdout": {"stream": {"limit": Infinity}}}}}]',
+    "[" + _RUN + '"capture": {"stdout": {"atEnd": {"head": NaN}}}}}]',
+    "[" + _RUN + '"capture": {"stdout": {"atEnd": {"tail": -Infinity}}}}}]',
+    "[" + _RUN + '"capture": {"stderr": {"atEnd": {"part": {"headTail": 1e400}}}}}}]',
 ]
 
 
@@ -93,13 +140,13 @@ async def test_bad_input_never_gets_500(api: Api) -> None:
     agreement_id, _, _ = await agreement(api)
     activity_id = await api.ok("POST", f"{ACTIVITY}/activity", json_body=agreement_id)
     targets = [
+        ("POST", f"{ACTIVITY}/activity/{activity_id}/exec"),  # before its agreement ends
         ("POST", f"{MARKET}/demands"),
         ("POST", f"{MARKET}/demands/{demand_id}/proposals/x"),
         ("POST", f"{MARKET}/demands/{demand_id}/proposals/x/reject"),
         ("POST", f"{MARKET}/agreements"),
         ("POST", f"{MARKET}/agreements/{agreement_id}/terminate"),
         ("POST", f"{ACTIVITY}/activity"),
-        ("POST", f"{ACTIVITY}/activity/{activity_id}/exec"),
         ("POST", f"{PAYMENT}/allocations"),
         ("PUT", f"{PAYMENT}/allocations/x"),
         ("POST", f"{PAYMENT}/debitNotes/x/accept"),
@@ -118,6 +165,16 @@ async def test_bad_input_never_gets_500(api: Api) -> None:
     bad_queries = [
         (f"{MARKET}/demands/{demand_id}/events", {"timeout": "soon"}),
         (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "101"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "inf"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "1e400"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "-inf"}),
+        (f"{MARKET}/demands/{demand_id}/events", {"maxEvents": "nan"}),
+        (f"{MARKET}/agreementEvents", {"maxEvents": "inf"}),
+        (f"{PAYMENT}/debitNotes", {"maxItems": "inf"}),
+        (f"{PAYMENT}/debitNotes", {"maxItems": "-inf"}),
+        (f"{PAYMENT}/invoices", {"maxItems": "101"}),
+        (f"{PAYMENT}/debitNotes", {"afterTimestamp": "9999-12-31T23:59:59-05:00"}),
+        (f"{MARKET}/agreements", {"afterDate": "0001-01-01T00:00:00+05:00"}),
         (f"{MARKET}/demands/{demand_id}/events", {"timeout": "-1"}),
         (f"{PAYMENT}/debitNoteEvents", {"afterTimestamp": "yesterday"}),
         (f"{PAYMENT}/invoiceEvents", {"maxEvents": "x"}),
@@ -129,3 +186,25 @@ async def test_bad_input_never_gets_500(api: Api) -> None:
     for path, params in bad_queries:
         status, answer = await api.call("GET", path, params=params)
         assert 400 <= status < 500, (path, params, status, answer)
+    agreement_id, _, _ = await agreement(api)
+    activity_id = await api.ok("POST", f"{ACTIVITY}/activity", json_body=agreement_id)
+    await run_script(api, activity_id, DEPLOY_START)
+    for text in BAD_SCRIPTS:
+        status, answer = await api.call(
+            "POST", f"{ACTIVITY}/activity/{activity_id}/exec", json_body={"text": text}
+        )
+        assert status == 400, (text, status, answer)
+    held = (await api.ok("POST", f"{PAYMENT}/allocations", json_body={"totalAmount": "1"}))[
+        "allocationId"
+    ]
+    for amend in (
+        {"totalAmount": "1e999999999"},
+        {"totalAmount": 1e308},
+        {"totalAmount": "Infinity"},
+        {"timeout": "9999-12-31T23:59:59-05:00"},
+    ):
+        status, answer = await api.call("PUT", f"{PAYMENT}/allocations/{held}", json_body=amend)
+        assert status == 400, (amend, status, answer)
+    # Nothing above left a broken object behind.
+    for path in (f"{PAYMENT}/allocations", f"{MARKET}/agreements", f"{MARKET}/demands"):
+        assert (await api.call("GET", path))[0] == 200, path

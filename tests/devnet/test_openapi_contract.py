@@ -148,7 +148,9 @@ async def _golem_core_flow(net) -> None:
 async def _raw_flow(api: Api) -> None:
     after = datetime.now(timezone.utc).isoformat()
     await api.ok("GET", "/me")
+    await api.ok("GET", "/version/get")
     await api.ok("GET", f"{PAYMENT}/requestorAccounts")
+    await api.ok("GET", f"{PAYMENT}/payments/status")
     budget = await allocation(api, "2")
     path = f"{PAYMENT}/allocations/{budget['allocationId']}"
     await api.ok("PUT", path, json_body={"totalAmount": "3"})
@@ -215,6 +217,8 @@ async def _raw_flow(api: Api) -> None:
         json_body={"allocationId": budget["allocationId"], "totalAmountAccepted": "0.1"},
     )
     await api.ok("GET", f"{PAYMENT}/invoices")
+    await api.ok("GET", f"{PAYMENT}/invoices/{invoice_id}/payments")
+    await api.ok("GET", f"{PAYMENT}/debitNotes/{note['debitNoteId']}/payments")
     await api.ok("GET", f"{PAYMENT}/payments", params={"afterTimestamp": after, "timeout": 0})
     await api.ok("DELETE", base)
 

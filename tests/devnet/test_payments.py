@@ -319,3 +319,107 @@ async def test_rejected_invoice_can_still_be_accepted(api) -> None:
     assert (await api.ok("GET", path))["status"] == "ACCEPTED"
     status, _ = await api.call("POST", path + "/reject", json_body=rejection)
     assert status == 400  # an accepted invoice cannot be rejected any more
+
+
+async def test_absurd_payment_terms_are_capped(api) -> None:
+    """Terms far beyond any real agreement are lowered, so due dates stay dates and the
+    agreement still ends with an invoice."""
+    week = 7 * 24 * 3600
+    session = uuid.uuid4().hex
+    after = datetime.now(timezone.utc).isoformat()
+    huge = {
+        "golem.com.scheme.payu.debit-note.interval-sec?": 6,  # 0.1 s at time scale 60
+        "golem.com.scheme.payu.payment-timeout-sec?": 1e15,
+        "golem.com.payment.debit-notes.accept-timeout?": 1e300,
+    }
+    agreement_id, _, draft = await agreement(api, extra=huge, session=session)
+    terms = draft["properties"]
+    assert terms["golem.com.scheme.payu.payment-timeout-sec?"] == week
+    assert terms["golem.com.payment.debit-notes.accept-timeout?"] == week
+    await activity(api, agreement_id)
+    (event, *_) = await wait_events(api, "debitNote", after, session, 1)
+    note = await api.ok("GET", f"{PAYMENT}/debitNotes/{event['debitNoteId']}")
+    due = datetime.fromisoformat(note["paymentDueDate"]) - datetime.fromisoformat(note["timestamp"])
+    assert due.total_seconds() == week
+    status, body = await api.call(
+        "POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={"message": "x"}
+    )
+    assert status == 204, body
+    (invoice_event,) = await wait_events(api, "invoice", after, session, 1)
+    invoice = await api.ok("GET", f"{PAYMENT}/invoices/{invoice_event['invoiceId']}")
+    assert invoice["agreementId"] == agreement_id
+
+
+async def test_debit_note_interval_is_capped_at_the_longest_agreement(api) -> None:
+    huge = {
+        "golem.com.scheme.payu.debit-note.interval-sec?": 1e15,
+        "golem.com.scheme.payu.payment-timeout-sec?": 120,
+    }
+    agreement_id, _, draft = await agreement(api, extra=huge)
+    assert draft["properties"]["golem.com.scheme.payu.debit-note.interval-sec?"] == 36000
+    await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})
+
+
+async def test_payments_of_a_document_and_driver_status(api) -> None:
+    session = uuid.uuid4().hex
+    after = datetime.now(timezone.utc).isoformat()
+    budget = await allocation(api, "1")
+    often = {**TERMS, "golem.com.scheme.payu.debit-note.interval-sec?": 6}
+    agreement_id, _, _ = await agreement(api, extra=often, session=session)
+    await activity(api, agreement_id)
+    (event, *_) = await wait_events(api, "debitNote", after, session, 1)
+    note_path = f"{PAYMENT}/debitNotes/{event['debitNoteId']}"
+    note = await api.ok("GET", note_path)
+    assert await api.ok("GET", note_path + "/payments") == []
+    accept = {"allocationId": budget["allocationId"], "totalAmountAccepted": note["totalAmountDue"]}
+    await api.ok("POST", note_path + "/accept", json_body=accept)
+    (paid,) = await api.ok("GET", note_path + "/payments")
+    assert paid["amount"] == note["totalAmountDue"]
+    assert paid["activityPayments"][0]["activityId"] == note["activityId"]
+    assert await api.ok("GET", note_path + "/payments", params={"afterTimestamp": after})
+    assert not await api.ok(
+        "GET", note_path + "/payments", params={"afterTimestamp": paid["timestamp"]}
+    )
+    await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})
+    (invoice_event,) = await wait_events(api, "invoice", after, session, 1)
+    invoice_path = f"{PAYMENT}/invoices/{invoice_event['invoiceId']}"
+    invoice = await api.ok("GET", invoice_path)
+    accept = {"allocationId": budget["allocationId"], "totalAmountAccepted": invoice["amount"]}
+    await api.ok("POST", invoice_path + "/accept", json_body=accept)
+    paid_for_invoice = await api.ok("GET", invoice_path + "/payments")
+    assert [p["agreementPayments"][0]["agreementId"] for p in paid_for_invoice] in (
+        [agreement_id],
+        [],  # nothing left to pay once the debit note covered it all
+    )
+    assert (await api.call("GET", f"{PAYMENT}/invoices/nope/payments"))[0] == 404
+    assert await api.ok("GET", f"{PAYMENT}/payments/status") == []
+    assert await api.ok("GET", f"{PAYMENT}/payments/status", params={"network": "holesky"}) == []
+    assert (await api.call("GET", f"{PAYMENT}/payments/status", params={"driver": "zksync"}))[
+        0
+    ] == 404
+
+
+async def test_document_listings_page_by_the_contract(api) -> None:
+    """maxItems: default 10, at most 100."""
+    session = uuid.uuid4().hex
+    after = datetime.now(timezone.utc).isoformat()
+    fast = {**TERMS, "golem.com.scheme.payu.debit-note.interval-sec?": 1}  # 60 notes/s
+    agreement_id, _, _ = await agreement(api, extra=fast, session=session)
+    await activity(api, agreement_id)
+    for _ in range(50):
+        events = await api.ok(
+            "GET",
+            f"{PAYMENT}/debitNoteEvents",
+            params={"afterTimestamp": after, "appSessionId": session, "maxEvents": 100},
+        )
+        if len(events) >= 12:
+            break
+        await asyncio.sleep(0.1)
+    await api.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})
+    listed = await api.ok("GET", f"{PAYMENT}/debitNotes", params={"afterTimestamp": after})
+    assert len(listed) == 10
+    more = await api.ok(
+        "GET", f"{PAYMENT}/debitNotes", params={"afterTimestamp": after, "maxItems": 100}
+    )
+    assert len(more) >= 12
+    assert (await api.call("GET", f"{PAYMENT}/debitNotes", params={"maxItems": 101}))[0] == 400

@@ -55,6 +55,15 @@ def test_toml_and_json_profiles(tmp_path) -> None:
         ("", "at least one group"),
         ("[[group]]\nname='a'\n[[group]]\nname='a'\n", "duplicate"),
         ("not toml [", "not valid"),
+        ("[[group]]\nsubnet='x)y'\n", "subnet"),  # would break the offer's constraints
+        ("[[group]]\nsubnet='pub*'\n", "subnet"),  # would be a wildcard
+        ("[[group]]\nsubnet=''\n", "non-empty"),
+        ("[[group]]\nprice_cpu_hour=nan\n", "finite"),
+        ("[[group]]\nmemory_gib=inf\n", "finite"),
+        ("[[group]]\n[group.faults]\nslowdown=inf\n", "finite"),
+        ("[[group]]\n[group.faults]\nerror_rate=nan\n", "finite"),
+        ("[[group]]\nmin_debit_note_interval_sec=0\n", "must be >= 1"),
+        ("[[group]]\nmin_expiration_sec=100\nmax_expiration_sec=50\n", "max_expiration_sec"),
     ],
 )
 def test_bad_profiles_say_what_is_wrong(tmp_path, text: str, message: str) -> None:
@@ -73,3 +82,13 @@ def test_default_profile_is_seeded() -> None:
     assert default_profile(5, seed=1) == default_profile(5, seed=1)
     assert default_profile(5, seed=1) != default_profile(5, seed=2)
     assert default_profile(0, seed=1).size == 0
+
+
+def test_profiles_built_in_code_are_checked_too() -> None:
+    from golem_tasks.devnet.platform import PaymentPlatform
+    from golem_tasks.devnet.profile import ProviderSpec
+    from golem_tasks.devnet.providers import build_providers
+
+    for spec in (ProviderSpec(name="a", subnet="x)y"), ProviderSpec(name="b", deploy_sec=-1.0)):
+        with pytest.raises(ProfileError):
+            build_providers([spec], seed=1, platform=PaymentPlatform())
