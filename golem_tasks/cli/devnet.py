@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from golem_tasks.devnet.detached import READY
+from golem_tasks.devnet.exports import APPKEY_ENV, READY
 from golem_tasks.errors import UserError
 
 
@@ -34,7 +34,12 @@ from golem_tasks.errors import UserError
     show_default=True,
     help="Port of the REST API (0 picks a free one).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Anything but loopback lets other machines run commands here.",
+)
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="The same seed gives the same network."
 )
@@ -53,8 +58,9 @@ from golem_tasks.errors import UserError
 )
 @click.option(
     "--app-key",
-    envvar="GOLEM_TASKS_DEVNET_APPKEY",
-    help="App key clients must send (default: random).",
+    envvar=APPKEY_ENV,
+    help=f"App key clients must send (default: random). Prefer ${APPKEY_ENV}: other local "
+    "users can read command lines.",
 )
 @click.option(
     "--payment-network", help="Payment network (default: $YAGNA_PAYMENT_NETWORK or holesky)."
@@ -89,10 +95,23 @@ def devnet(
     GOLEM_TASKS_IMAGE_REPO, ...) for a shell to eval, then serves until Ctrl+C.
     With --detach: eval "$(golem-tasks devnet --detach)" and later kill $GOLEM_DEVNET_PID.
     """
-    from golem_tasks.devnet.runner import Devnet
+    from golem_tasks.devnet.runner import Devnet, is_loopback
 
+    source = click.get_current_context().get_parameter_source("app_key")
+    if source is click.core.ParameterSource.COMMANDLINE:
+        click.echo(
+            f"warning: --app-key is visible to other local users (ps); set ${APPKEY_ENV} instead",
+            err=True,
+        )
+    if not is_loopback(host):
+        click.echo(
+            f"WARNING: the devnet will listen on {host}, reachable from other machines. "
+            "Anyone who has the app key can run any command on this machine as this user "
+            "(commands are not isolated). Keep it on 127.0.0.1 unless you mean it.",
+            err=True,
+        )
     if detach:
-        _detach(log_file)
+        _detach(log_file, app_key)
         return
     net = Devnet(
         providers=providers,
@@ -129,20 +148,43 @@ async def _serve(net) -> None:
         await net.stop()
 
 
-def _detach(log_file: Path | None) -> None:
+def _without(args: list[str], option: str) -> list[str]:
+    """``args`` without ``option`` (``--opt value`` or ``--opt=value``)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
+
+
+def _detach(log_file: Path | None, app_key: str | None) -> None:
     """Start the same command in the background and print its exports."""
     args = [a for a in sys.argv[1:] if a != "--detach"]
-    if "--log-file" in args:
-        index = args.index("--log-file")
-        del args[index : index + 2]
-    log_path = log_file or Path(tempfile.gettempdir()) / f"golem-tasks-devnet-{os.getpid()}.log"
-    with log_path.open("ab") as log:
+    args = _without(_without(args, "--log-file"), "--app-key")
+    env = dict(os.environ)
+    if app_key is not None:
+        env[APPKEY_ENV] = app_key  # not in the child's command line
+    if log_file is None:
+        # A fresh file only this user can read (never one someone prepared for us).
+        fd, name = tempfile.mkstemp(prefix="golem-tasks-devnet-", suffix=".log")
+        log = os.fdopen(fd, "ab")
+        log_path = Path(name)
+    else:
+        log = log_file.open("ab")
+        log_path = log_file
+    with log:
         child = subprocess.Popen(
             [sys.executable, "-m", "golem_tasks", *args],
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
     assert child.stdout is not None
     lines = []

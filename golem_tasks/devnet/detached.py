@@ -1,8 +1,9 @@
 """``DevnetProcess``: the devnet in a child process, for benchmarks and multi-process tests.
 
 Same attributes as :class:`~golem_tasks.devnet.runner.Devnet` (``api_url``, ``app_key``,
-``env()``), but the network runs in its own Python process (``golem-tasks devnet``), so it
-has a CPU core of its own instead of sharing the caller's event loop::
+``env()``) and the same arguments except ``workdir``, ``recorder`` and ``retention`` (and a
+profile must be a file), but the network runs in its own Python process (``golem-tasks
+devnet``), so it has a CPU core of its own instead of sharing the caller's event loop::
 
     async with DevnetProcess(providers=20, seed=1, time_scale=10) as net:
         os.environ.update(net.env())
@@ -11,13 +12,15 @@ has a CPU core of its own instead of sharing the caller's event loop::
 from __future__ import annotations
 
 import asyncio
-import shlex
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-READY = "# golem-tasks devnet ready"
+from golem_tasks.devnet.exports import APPKEY_ENV, READY, export_lines, parse_export
+
+__all__ = ["READY", "DevnetProcess"]
 
 
 class DevnetProcess:
@@ -45,8 +48,11 @@ class DevnetProcess:
         ]
         if profile is not None:
             self.args.append(f"--profile={profile}")
+        # Through the environment: the command line is readable by every local user.
+        self._child_env = {**os.environ}
+        self._child_env.pop(APPKEY_ENV, None)
         if app_key is not None:
-            self.args.append(f"--app-key={app_key}")
+            self._child_env[APPKEY_ENV] = app_key
         if payment_network is not None:
             self.args.append(f"--payment-network={payment_network}")
         if payment_driver is not None:
@@ -70,6 +76,7 @@ class DevnetProcess:
             *self.args,
             stdout=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
+            env=self._child_env,
         )
         try:
             await asyncio.wait_for(self._read_exports(), self.start_timeout)
@@ -85,9 +92,9 @@ class DevnetProcess:
                 raise RuntimeError("the devnet process exited before it was ready")
             if line.startswith(READY):
                 return
-            if line.startswith("export "):
-                key, _, value = line[len("export ") :].strip().partition("=")
-                self._env[key] = shlex.split(value)[0] if value else ""
+            export = parse_export(line)
+            if export is not None:
+                self._env[export[0]] = export[1]
 
     async def stop(self) -> None:
         process, self._process = self._process, None
@@ -117,4 +124,4 @@ class DevnetProcess:
         return dict(self._env)
 
     def export_lines(self) -> str:
-        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self._env.items())
+        return export_lines(self._env)

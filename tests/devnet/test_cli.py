@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from golem_tasks.devnet.detached import READY, DevnetProcess
 from tests.helpers import ROOT, cli_env, run_cli
@@ -75,13 +77,74 @@ def test_bad_profile_is_a_user_error(tmp_path) -> None:
     assert "probability" in result.stderr and "Traceback" not in result.stderr
 
 
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 async def test_devnet_process_api() -> None:
-    async with DevnetProcess(providers=2, seed=3, app_key="secret") as net:
-        assert net.app_key == "secret"
+    async with DevnetProcess(providers=2, seed=3, app_key="secret-key-42") as net:
+        assert net.app_key == "secret-key-42"
+        # Given through the environment: not in the command line other users can read.
+        assert b"secret-key-42" not in _cmdline(net.pid)
         async with aiohttp.ClientSession() as session:
-            headers = {"Authorization": "Bearer secret"}
+            headers = {"Authorization": "Bearer secret-key-42"}
             async with session.get(net.api_url + "/me", headers=headers) as response:
                 assert response.status == 200
+
+
+def test_detach_keeps_the_key_off_the_command_line_and_logs_privately() -> None:
+    result = run_cli(
+        "devnet", "--detach", "--port", "0", "--providers", "1", "--app-key", "detached-key-7"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--app-key is visible" in result.stderr
+    pid = int(
+        next(line for line in result.stdout.splitlines() if "GOLEM_DEVNET_PID=" in line).split(
+            "=", 1
+        )[1]
+    )
+    log = shlex.split(
+        next(line for line in result.stdout.splitlines() if "# logs:" in line)
+        .split("# logs: ", 1)[1]
+        .split(";")[0]
+    )[0]
+    try:
+        assert b"detached-key-7" not in _cmdline(pid)
+        assert "YAGNA_APPKEY=detached-key-7" in result.stdout
+        assert os.stat(log).st_mode & 0o077 == 0  # only this user can read it
+        assert log != f"/tmp/golem-tasks-devnet-{pid}.log"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.unlink(log)
+
+
+def test_listening_beyond_loopback_is_warned_about() -> None:
+    # 192.0.2.1 (TEST-NET-1) is not on this machine: the bind fails after the warning.
+    result = run_cli("devnet", "--port", "0", "--providers", "1", "--host", "192.0.2.1")
+    assert "WARNING" in result.stderr and "reachable from other machines" in result.stderr
+    assert result.returncode == 2
+
+
+async def test_ipv6_loopback_url_is_bracketed() -> None:
+    import socket
+
+    from golem_tasks.devnet import Devnet
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        net = Devnet(providers=1, port=0, host="::1")
+        await net.start()
+    except OSError:
+        pytest.skip("cannot bind ::1 here")
+    try:
+        assert net.api_url.startswith("http://[::1]:")
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bearer {net.app_key}"}
+            async with session.get(net.api_url + "/me", headers=headers) as response:
+                assert response.status == 200
+    finally:
+        await net.stop()
 
 
 def test_busy_port_is_a_user_error() -> None:
