@@ -40,7 +40,7 @@ async def test_exec_round_trips_per_second(
             f"trips/s ({result.batches} batches in {result.seconds:.1f}s, devnet process at "
             f"{(result.devnet_cpu or 0) * 100:.0f}% of one core)"
         )
-    assert result.per_second >= 300
+    assert result.per_second >= 500  # the README's claim
 
 
 @pytest.mark.parametrize("count", [200, 500])

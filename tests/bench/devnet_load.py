@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from golem_tasks.devnet.process import cpu_seconds
 from tests.devnet.flows import ACTIVITY, DEPLOY_START, Api, activity, agreement, run, run_script
 
 #: Providers that serve many agreements at once, so one devnet holds hundreds of activities.
@@ -47,9 +47,8 @@ class RoundTrips:
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The devnet process's own CPU time (not its commands')."""
+    return cpu_seconds(pid, children=False)
 
 
 async def ready_activities(api: Api, count: int) -> list[str]:
