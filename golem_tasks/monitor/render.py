@@ -73,7 +73,9 @@ def summary(snap: RunSnapshot) -> RenderableType:
     market = snap.market
     grid.add_row(
         "providers",
-        f"{market.get('working_activities', 0)} activities working (want {run['workers']}), "
+        f"{market.get('working_activities', 0)} activities working"
+        + (f" (want {run['workers']})" if run["status"] == "running" else "")
+        + ", "
         f"{market.get('activities', 0)} in all, {market.get('failed_activities', 0)} failed; "
         f"{market.get('agreements', 0)} agreements from {market.get('offers', 0)} offers",
     )
