@@ -112,6 +112,12 @@ async def pending_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
     return int(row["pending"])
 
 
+async def open_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
+    """Pending and claimed tasks: what still needs work."""
+    row = await (await conn.execute(queries.open_count, {"run_id": run_id})).fetchone()
+    return int(row["open"])
+
+
 async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
     row = await (await conn.execute(queries.task_counts, {"run_id": run_id})).fetchone()
     return TaskCounts(**{k: int(v) for k, v in row.items()})

@@ -298,7 +298,7 @@ class Supervisor:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
             for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
                 logger.warning("task %s: claim expired, now %s", task_id, status)
-            counts = await taskstore.counts(conn, self.run_id)
+            open_tasks = await taskstore.open_count(conn, self.run_id)
             run = await access.one(conn, "get_run", run_id=self.run_id)
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
@@ -306,7 +306,9 @@ class Supervisor:
         await queue.retry_stalled(self.qapp)
         live = await self._reconcile_agreements(market)
         await self._retire_expiring(live)
-        if run["feed_done"] and counts.open == 0:
+        if run["feed_done"] and open_tasks == 0:
+            async with self.pool.connection() as conn:
+                counts = await taskstore.counts(conn, self.run_id)
             failed = counts.failed
             reason = f"all {counts.total} tasks ended" + (f", {failed} failed" if failed else "")
             self._set_stop(
@@ -317,17 +319,17 @@ class Supervisor:
             return True
         want = self.options.workers
         if run["feed_done"]:
-            want = min(want, counts.open)
+            want = min(want, open_tasks)
         busy = {row["provider_id"] for row in live} | market.negotiating
         await market.hire(max(want - len(busy), 0), busy, await self._avoided_providers())
-        self._log_progress(counts, len(live), run["feed_done"])
+        await self._log_progress(len(live), run["feed_done"])
         return False
 
     async def _check_lock(self) -> None:
         """The run's lock lives on one connection: if it dropped, another supervisor could
         have taken the run, so this one must stop at once (without ending anything)."""
         try:
-            await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
+            await access.one(self.lock_conn, "ping")
         except psycopg.Error as exc:
             raise SupervisorLost(f"lost the run's lock connection: {exc}") from exc
 
@@ -359,13 +361,18 @@ class Supervisor:
                 collector.stop_collecting_events()
                 collector.start_collecting_events()
 
-    def _log_progress(self, counts: TaskCounts, live: int, feed_done: bool) -> None:
+    async def _log_progress(self, live: int, feed_done: bool) -> None:
         """A progress line when something changed, at most every few seconds."""
         now = asyncio.get_running_loop().time()
-        state = (counts.done, counts.failed, counts.total, live)
-        if state == self._progress[0] or now - self._progress[1] < PROGRESS_EVERY_S:
+        if now - self._progress[1] < PROGRESS_EVERY_S:
             return
+        async with self.pool.connection() as conn:
+            counts = await taskstore.counts(conn, self.run_id)
+        state = (counts.done, counts.failed, counts.total, live)
+        changed = state != self._progress[0]
         self._progress = (state, now)
+        if not changed:
+            return
         total = f"{counts.total}" if feed_done else f"{counts.total}+"
         logger.info(
             "progress: %d/%s done, %d failed, %d running, %d agreements",

@@ -5,6 +5,9 @@
 -- supervisor's connection closes, which releases it.
 SELECT pg_try_advisory_lock(hashtext('golem-tasks run'), hashtext(%(run_id)s)) AS locked;
 
+-- name: ping
+SELECT 1 AS ok;
+
 -- name: create_run
 INSERT INTO tasks.run (id, app, workers, budget_per_hour, max_price, subnet, payment_platform,
                        settings, queue)
