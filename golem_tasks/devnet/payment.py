@@ -456,13 +456,8 @@ class Payments:
 
     def accept_debit_note(self, note_id: str, body: Mapping[str, Any]) -> None:
         note = self.debit_note(note_id)
-        accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
-        if accepted != note.amount:
-            raise BadRequest("Invalid amount accepted")
-        if note.status in ("ACCEPTED", "SETTLED"):
+        if _already_accepted(note, body, "Debit note"):
             return
-        if note.status == "CANCELLED":
-            raise BadRequest("Debit note cancelled")
         invoice_id = self._invoice_of.get(note.agreement_id)
         if invoice_id is not None and self.invoices[invoice_id].status != "RECEIVED":
             return  # the invoice already settled the agreement
@@ -476,13 +471,8 @@ class Payments:
 
     def accept_invoice(self, invoice_id: str, body: Mapping[str, Any]) -> None:
         invoice = self.invoice(invoice_id)
-        accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
-        if accepted != invoice.amount:
-            raise BadRequest("Invalid amount accepted")
-        if invoice.status in ("ACCEPTED", "SETTLED"):
+        if _already_accepted(invoice, body, "Invoice"):
             return
-        if invoice.status == "CANCELLED":
-            raise BadRequest("Invoice cancelled")
         before = self._accepted_agreement.get(invoice.agreement_id, Decimal(0))
         if invoice.amount < before:
             raise BadRequest(
@@ -611,3 +601,16 @@ class Payments:
         ):
             for key in [k for k in mapping if k not in keep]:
                 del mapping[key]
+
+
+def _already_accepted(document: Any, body: Mapping[str, Any], kind: str) -> bool:
+    """yagna's checks before an acceptance: the exact amount, and a live document.
+    True when it was accepted before (a repeated acceptance changes nothing)."""
+    accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
+    if accepted != document.amount:
+        raise BadRequest("Invalid amount accepted")
+    if document.status in ("ACCEPTED", "SETTLED"):
+        return True
+    if document.status == "CANCELLED":
+        raise BadRequest(f"{kind} cancelled")
+    return False
