@@ -13,6 +13,7 @@ import procrastinate
 import psycopg.conninfo
 from procrastinate.jobs import Status
 
+from golem_tasks.config import with_tcp_liveness
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def local_queue(run_id: str) -> str:
 
 
 def _with_search_path(dsn: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params = psycopg.conninfo.conninfo_to_dict(with_tcp_liveness(dsn))
     options = str(params.get("options") or "")
     params["options"] = f"{options} -c search_path={PROCRASTINATE_SCHEMA}".strip()
     return psycopg.conninfo.make_conninfo("", **params)
