@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 
-from golem_tasks import queue
 from golem_tasks.appmodule import load_app
 from golem_tasks.cli.options import dsn_option
 from golem_tasks.config import YagnaSettings, parse_budget
@@ -116,7 +115,9 @@ def run_options(func: F) -> F:
     return func
 
 
-def make_options(params: dict[str, Any], *, local_only: bool = False) -> RunOptions:
+def make_options(
+    params: dict[str, Any], *, local_only: bool = False, standby: bool = False
+) -> RunOptions:
     return RunOptions(
         app=params["app"],
         workers=params["workers"],
@@ -133,6 +134,7 @@ def make_options(params: dict[str, Any], *, local_only: bool = False) -> RunOpti
         feed_window=params["feed_window"],
         debit_note_interval_s=params["debit_note_interval"],
         local_only=local_only,
+        standby=standby,
     )
 
 
@@ -192,12 +194,20 @@ def _check_schema(dsn: str) -> None:
 
 @click.command()
 @run_options
-def supervise(**params: Any) -> None:
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="With --run-id of a running run: wait while its supervisor lives (on any host), "
+    "then take over.",
+)
+def supervise(standby: bool, **params: Any) -> None:
     """Supervise one run of APP: money, market, tasks; workers do the work.
 
     APP is an importable module name or a path to a .py file.
     """
-    options = make_options(params)
+    if standby and not params["run_id"]:
+        raise UserError("--standby needs the --run-id of the run to take over")
+    options = make_options(params, standby=standby)
     load_app(options.app)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
@@ -227,9 +237,8 @@ def supervise(**params: Any) -> None:
     "--queue",
     "queues",
     multiple=True,
-    default=[queue.DEFAULT_QUEUE],
-    show_default=True,
-    help="procrastinate queues to take jobs from.",
+    help="procrastinate queues to take jobs from (default: the queue of every supervised "
+    "run of this yagna's requestor).",
 )
 def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str, ...]) -> None:
     """Drive activities for any run in the database (start as many as you like, anywhere)."""
