@@ -69,13 +69,16 @@ def choose_dsn(option: str | None) -> DsnChoice | None:
 
 #: libpq settings that let a connection notice within seconds that the host at its other
 #: end vanished (link down, power off) instead of waiting out the kernel's default of hours.
-#: Added to every DSN that does not set them; unix-socket connections ignore them.
+#: Added to every DSN that does not set them; unix-socket connections ignore them. A busy
+#: connection gives up after 8 s unacknowledged: before the server, which drops an idle
+#: one after 5 + 3 x 2 = 11 s, frees its locks (a supervisor cut off stops before a standby
+#: can take its run).
 TCP_LIVENESS = {
     "keepalives": "1",
     "keepalives_idle": "5",
     "keepalives_interval": "2",
     "keepalives_count": "3",
-    "tcp_user_timeout": "10000",
+    "tcp_user_timeout": "8000",
 }
 
 

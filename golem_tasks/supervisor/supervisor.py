@@ -31,7 +31,7 @@ from golem_tasks.clock import Clock, SystemClock
 from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import connect, open_pool, require_schema
-from golem_tasks.errors import UserError
+from golem_tasks.errors import UserError, describe
 from golem_tasks.identity import mismatch, requestor_id
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
@@ -52,6 +52,13 @@ MAX_JOB_RESTARTS = 5
 MAX_TERMINATE_ATTEMPTS = 5
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+#: The run's lock connection is pinged this often; no answer within the timeout means this
+#: supervisor may have lost the run (the server frees an unreachable client's lock after
+#: 5 + 3 x 2 s of keepalive probes), so it stops at once.
+LOCK_PING_S = 1.0
+LOCK_TIMEOUT_S = 6.0
+#: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
+UNWIND_S = 5.0
 #: How often a standby supervisor tries to take the run's lock.
 STANDBY_POLL_S = 0.5
 ENDED = ("finished", "failed", "stopped")
@@ -143,10 +150,52 @@ class Supervisor:
                 ended = await self._take_run_lock()
                 if ended is not None:
                     return ended
-                await self._start_run(app)
-                return await self._supervise(app)
+                return await self._while_holding_lock(self._start_and_supervise(app))
         finally:
-            await self.pool.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.pool.close(), UNWIND_S)
+
+    async def _start_and_supervise(self, app: App) -> RunOutcome:
+        await self._start_run(app)
+        return await self._supervise(app)
+
+    async def _while_holding_lock(self, work: Awaitable[RunOutcome]) -> RunOutcome:
+        """Run ``work`` while the run's lock holds; the moment it may not, stop it.
+
+        The lock lives on ``lock_conn``: when that connection breaks (its host cut off
+        from the database), the server frees the lock within its keepalive time and a
+        standby may take the run. This supervisor must have stopped acting by then, wherever
+        it is waiting (a yagna call, a database query), so ``work`` is cancelled, not left
+        to notice at its next tick.
+        """
+        main = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(self._watch_lock())
+        try:
+            await asyncio.wait({main, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            main.cancel()
+            raise
+        finally:
+            watch.cancel()
+        if main.done():
+            return main.result()
+        main.cancel()
+        # Its clean-ups may wait on the unreachable database or yagna: give them a moment.
+        await asyncio.wait({main}, timeout=UNWIND_S)
+        error = watch.exception()
+        assert error is not None
+        raise error
+
+    async def _watch_lock(self) -> None:
+        """Ping the lock's connection; raise :class:`SupervisorLost` when it fails or stalls."""
+        while True:
+            await asyncio.sleep(LOCK_PING_S)
+            try:
+                await asyncio.wait_for(access.one(self.lock_conn, "ping"), LOCK_TIMEOUT_S)
+            except (psycopg.Error, asyncio.TimeoutError) as exc:
+                reason = describe(exc) if str(exc) else f"no answer in {LOCK_TIMEOUT_S:g}s"
+                logger.error("lost the run's lock connection (%s): stopping at once", reason)
+                raise SupervisorLost(f"lost the run's lock connection: {reason}") from exc
 
     async def _take_run_lock(self) -> RunOutcome | None:
         """Hold the run's lock (on ``lock_conn``), or refuse: one supervisor per run.
