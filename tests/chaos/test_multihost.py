@@ -74,8 +74,18 @@ async def test_worker_host_link_down_20s(tmp_path: Path) -> None:
         before = await done_count(net.local_dsn, "cut")
         with net.lan.cut(b):
             await asyncio.sleep(20)
+        back = await value(net.local_dsn, "SELECT now()")
         during = await done_count(net.local_dsn, "cut")
         assert await sup.wait(600) == 0, sup.output()
+        # B, once back, stored results again; it never went away.
+        assert wb.proc.returncode is None, wb.output()
+        after = await value(
+            net.local_dsn,
+            "SELECT count(*) FROM tasks.task t JOIN tasks.activity a ON a.id = t.activity_id "
+            "WHERE t.run_id = 'cut' AND a.worker LIKE 'B:%%' AND t.finished_at > %s",
+            back,
+        )
+        assert after > 0
         await assert_done_once(net.local_dsn, "cut", tasks)
         requeued = await value(
             net.local_dsn,
@@ -91,8 +101,8 @@ async def test_worker_host_link_down_20s(tmp_path: Path) -> None:
         assert await spent(net.local_dsn, "cut") <= BUDGET
         print(  # the figures for the notes
             f"\nlink down 20s: {before} done before, {during - before} during, "
-            f"results by host {by_host}, errors recorded {requeued}, "
-            f"B worker alive after: {wb.proc.returncode is None}"
+            f"results by host {by_host} (B after it came back: {after}), "
+            f"errors recorded {requeued}"
         )
 
 
