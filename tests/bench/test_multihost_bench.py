@@ -22,25 +22,27 @@ pytestmark = [
 ]
 
 TASKS = 200
-ACTIVITIES = 6
 
 
-@pytest.mark.parametrize("hosts", [1, 2])
-async def test_throughput_one_vs_two_worker_hosts(tmp_path: Path, hosts: int) -> None:
+@pytest.mark.parametrize(("hosts", "per_host"), [(1, 6), (2, 3), (2, 6)])
+async def test_throughput_one_vs_two_worker_hosts(
+    tmp_path: Path, hosts: int, per_host: int
+) -> None:
     names = ["B", "C"][:hosts]
-    async with cluster(tmp_path, names, providers=ACTIVITIES + 2, seed=41) as net:
+    activities = hosts * per_host
+    async with cluster(tmp_path, names, providers=activities + 2, seed=41) as net:
         env = net.host_env(MULTIPLY_TASKS=str(TASKS), MULTIPLY_SLEEP="0.2")
         for name in names:
             worker = await net.lan.hosts[name].start(
-                "worker", "--concurrency", str(ACTIVITIES // hosts), env=env, log="worker.log"
+                "worker", "--concurrency", str(per_host), env=env, log="worker.log"
             )
             await worker.wait_for_line("listening on", 60)
-        run_id = f"bench{hosts}"
+        run_id = f"bench{hosts}x{per_host}"
         sup = await net.a.start(
             "supervise",
             APP,
             "--workers",
-            str(ACTIVITIES),
+            str(activities),
             "--run-id",
             run_id,
             env=env,
@@ -56,6 +58,6 @@ async def test_throughput_one_vs_two_worker_hosts(tmp_path: Path, hosts: int) ->
         )
         seconds = float(row["s"])
         print(  # the figures for the notes
-            f"\n{hosts} worker host(s), {ACTIVITIES} activities: {TASKS} tasks in "
+            f"\n{hosts} worker host(s), {activities} activities: {TASKS} tasks in "
             f"{seconds:.1f}s = {TASKS / seconds:.1f} tasks/s"
         )
