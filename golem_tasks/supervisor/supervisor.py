@@ -232,6 +232,10 @@ class Supervisor:
                 logger.info("run %s %s: nothing to take over", self.run_id, run["status"])
                 code = EXIT_FAILED_TASKS if counts.failed else EXIT_OK
                 return RunOutcome(self.run_id, run["status"], run["stop_reason"], counts, code)
+            if self._stop.is_set():  # the lock, if just taken, goes with lock_conn
+                return RunOutcome(
+                    self.run_id, run["status"], "standby stopped", counts, EXIT_INTERRUPTED
+                )
             if locked:
                 waited = asyncio.get_running_loop().time() - waiting_since
                 logger.warning(
@@ -241,10 +245,6 @@ class Supervisor:
                     waited,
                 )
                 return None
-            if self._stop.is_set():
-                return RunOutcome(
-                    self.run_id, run["status"], "standby stopped", counts, EXIT_INTERRUPTED
-                )
             if not said:
                 said = True
                 logger.info(
