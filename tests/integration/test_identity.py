@@ -3,6 +3,7 @@ named after it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -48,3 +49,19 @@ def test_queue_names_of_ids_sharing_a_long_prefix_differ() -> None:
     a = queue.requestor_queue("0x" + "ab" * 19 + "cd")
     b = queue.requestor_queue("0x" + "ab" * 19 + "ce")
     assert a != b
+
+
+async def test_standby_needs_an_existing_run(installed_dsn: str) -> None:
+    from tests.helpers import cli_env, run_cli
+    from tests.integration.pipeline_support import APP, value
+
+    without = run_cli("supervise", APP, "--standby", "--dsn", installed_dsn)
+    assert without.returncode == 2 and "--standby needs the --run-id" in without.stderr
+    async with devnet(providers=1, seed=1) as net:
+        env = cli_env(**net.env(), GOLEM_TASKS_DSN=installed_dsn)
+        result = await asyncio.to_thread(
+            run_cli, "supervise", APP, "--run-id", "nope", "--standby", env=env
+        )
+    assert result.returncode == 2, result.stderr
+    assert "no run nope to stand by for" in result.stderr
+    assert await value(installed_dsn, "SELECT count(*) FROM tasks.run") == 0
