@@ -64,18 +64,3 @@ def test_listen_serves_tcp_with_a_password_only() -> None:
     finally:
         run_cli("db", "stop", env=env)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def test_without_listen_there_is_no_tcp_dsn() -> None:
-    home = Path(tempfile.mkdtemp(prefix="gt-listen-"))
-    env = cli_env(GOLEM_TASKS_HOME=str(home))
-    try:
-        started = run_cli("db", "start", env=env)
-        assert started.returncode == 0, started.stderr
-        assert "export" not in started.stdout
-        status = run_cli("db", "status", env=env)
-        assert "listening on" not in status.stdout
-        assert not (home / "pg-password").exists()
-    finally:
-        run_cli("db", "stop", env=env)
-        shutil.rmtree(home, ignore_errors=True)
