@@ -30,9 +30,9 @@ WORKER_HEARTBEAT_S = 2.0
 LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
 
 
-#: procrastinate notifies ``procrastinate_queue_v1#<queue>``, and PostgreSQL channel names
-#: have at most 63 bytes: a longer queue name makes every defer fail.
-MAX_QUEUE_NAME = 63 - len("procrastinate_queue_v1#")
+#: procrastinate notifies workers on the channel ``procrastinate_queue_v1#<queue>``, and
+#: PostgreSQL refuses channel names over 63 bytes: a longer queue name makes every defer fail.
+MAX_QUEUE_NAME_BYTES = 63 - len("procrastinate_queue_v1#")
 
 
 def requestor_queue(requestor_id: str) -> str:
@@ -42,10 +42,10 @@ def requestor_queue(requestor_id: str) -> str:
     A node id too long for a queue name keeps its readable start and a hash of the whole.
     """
     name = f"{DEFAULT_QUEUE}@{requestor_id}"
-    if len(name) <= MAX_QUEUE_NAME:
+    if len(name.encode()) <= MAX_QUEUE_NAME_BYTES:
         return name
     digest = hashlib.sha256(requestor_id.encode()).hexdigest()[:8]
-    return f"{name[: MAX_QUEUE_NAME - 9]}~{digest}"
+    return f"{name[: MAX_QUEUE_NAME_BYTES - 9]}~{digest}"
 
 
 def is_local_queue(name: str) -> bool:

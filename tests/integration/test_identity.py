@@ -41,7 +41,7 @@ async def test_wrong_key_or_no_daemon_is_one_line() -> None:
 @pytest.mark.parametrize("node_id", ["0x" + "ab" * 20, "0x" + "ab" * 19 + "cd", "short"])
 def test_queue_names_fit_procrastinate_channels(node_id: str) -> None:
     name = queue.requestor_queue(node_id)
-    assert len(name) <= queue.MAX_QUEUE_NAME == 40
+    assert len(name) <= queue.MAX_QUEUE_NAME_BYTES == 40
     assert name.startswith("golem-tasks@" + node_id[:10])
 
 
