@@ -65,3 +65,14 @@ async def test_standby_needs_an_existing_run(installed_dsn: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "no run nope to stand by for" in result.stderr
     assert await value(installed_dsn, "SELECT count(*) FROM tasks.run") == 0
+
+
+async def test_worker_refuses_the_queue_of_another_requestor(installed_dsn: str) -> None:
+    from tests.helpers import cli_env, run_cli
+
+    async with devnet(providers=1, seed=1) as net:
+        env = cli_env(**net.env(), GOLEM_TASKS_DSN=installed_dsn)
+        other = queue.requestor_queue("0x" + "00" * 20)
+        result = await asyncio.to_thread(run_cli, "worker", "--queue", other, env=env)
+    assert result.returncode == 2, result.stderr
+    assert f"queue {other} belongs to another requestor" in result.stderr
