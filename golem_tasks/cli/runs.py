@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from golem_tasks.errors import UserError
 from golem_tasks.pricing import PriceLimits
 from golem_tasks.runner import Runner
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
+from golem_tasks.supervisor.supervisor import SupervisorLost
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,14 @@ def run_until_signalled(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, handle)
-        return await main()
+        try:
+            return await main()
+        except SupervisorLost as exc:
+            # Another supervisor may own the run now: exit at once. What is left to clean
+            # up would wait on the database or yagna this process cannot reach.
+            click.echo(f"golem-tasks: error: {exc}", err=True)
+            logging.shutdown()
+            os._exit(exc.exit_code)
 
     try:
         return asyncio.run(runner())
