@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shlex
+import shutil
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +83,17 @@ class Cluster:
 async def cluster(
     workdir: Path, names: list[str], *, providers: int, seed: int
 ) -> AsyncIterator[Cluster]:
-    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet."""
-    with Lan(workdir) as lan:
+    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet.
+
+    The hosts' homes live in a folder of their own rather than under pytest's ``tmp_path``
+    (``workdir`` is unused): pytest prunes old base folders of every session of this user,
+    and on a shared machine another session's start removed a running test's database.
+    It is removed when the test passes and kept (its path in the failure) when it fails.
+    """
+    del workdir
+    home = Path(tempfile.mkdtemp(prefix="gt-lan-"))
+    passed = False
+    with Lan(home) as lan:
         a = lan.add("A")
         for name in names:
             lan.add(name)
@@ -94,13 +106,21 @@ async def cluster(
             _devnet, yagna = await start_devnet(a, a.address, providers=providers, seed=seed)
             env = cli_env(**yagna, GOLEM_TASKS_DSN=remote)
             a.run("install", env=env)
-            yield Cluster(lan, a, remote, local, env)
+            try:
+                yield Cluster(lan, a, remote, local, env)
+            except BaseException:
+                print(f"hosts' homes and logs kept in {home}", file=sys.stderr)
+                raise
+            else:
+                passed = True
         finally:
             for host in lan.hosts.values():
                 for proc in host.procs:
                     await proc.stop(timeout=20)
             with contextlib.suppress(Exception):
                 a.run("db", "stop", env=base)
+    if passed:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 async def assert_done_once(dsn: str, run_id: str, tasks: int) -> None:
