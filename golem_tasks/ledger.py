@@ -1,7 +1,8 @@
 """The hourly budget rule applied to debit notes and invoices, with every decision stored.
 
 A debit note carries its activity's cumulative total; it adds to the spend only its
-increase over the activity's last accepted note. An invoice adds what the agreement's
+increase over the activity's last accepted note, and nothing once its agreement's invoice
+was accepted (the invoice is the final total). An invoice adds what the agreement's
 accepted notes had not covered. A document is accepted only if the spend accepted within
 the last hour plus what it adds stays within the hourly budget.
 """
@@ -97,7 +98,10 @@ async def _decide(
         if row is not None and row["status"] == "accepted":
             return _known(row)
         covered = await access.one(conn, kind.covered, **covered_by)
-        increment = max(Decimal(0), amount - Decimal(covered["total"]))
+        if covered["invoiced"]:
+            increment = Decimal(0)  # the agreement's invoice already settled everything
+        else:
+            increment = max(Decimal(0), amount - Decimal(covered["total"]))
         spent = await _spent(conn, run_id, now)
         allocation_id = await _allocation(conn, run_id, now)
         accepted = spent + increment <= budget
@@ -138,7 +142,7 @@ async def decide_debit_note(
         run_id=run_id,
         doc_id=note_id,
         amount=total_amount_due,
-        covered_by={"activity_id": activity_id},
+        covered_by={"activity_id": activity_id, "agreement_id": agreement_id},
         facts={
             "agreement_id": agreement_id,
             "activity_id": activity_id,

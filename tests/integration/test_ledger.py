@@ -118,3 +118,27 @@ async def test_racing_notes_never_pass_the_budget_together(installed_dsn: str) -
 
     decisions = await asyncio.gather(one("dnA", "act0"), one("dnB", "act1"))
     assert sorted(d.accepted for d in decisions) == [False, True]
+
+
+async def test_note_decided_after_its_invoice_adds_nothing(installed_dsn: str) -> None:
+    """The invoice is the agreement's final total: a late note (retried, reconciled) must not
+    be counted on top of it. Note 0.2, invoice 0.5, late note 0.4: 0.5 was owed, not 0.7."""
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        assert (await note(conn, "dn1", "act0", "0.2", T0 + timedelta(minutes=1))).accepted
+        invoice = await ledger.decide_invoice(
+            conn,
+            run_id="r1",
+            invoice_id="inv1",
+            agreement_id="ag0",
+            amount=Decimal("0.5"),
+            budget=Decimal("1"),
+            now=T0 + timedelta(minutes=2),
+        )
+        assert invoice.accepted and invoice.increment == Decimal("0.3")
+        late = await note(conn, "dn2", "act0", "0.4", T0 + timedelta(minutes=3))
+        assert late.accepted and late.increment == Decimal(0)
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal(
+            "0.5"
+        )

@@ -35,12 +35,17 @@ SELECT * FROM tasks.debit_note WHERE id = %(id)s;
 SELECT * FROM tasks.invoice WHERE id = %(id)s;
 
 -- name: last_accepted_note_total
-SELECT coalesce(max(total_amount_due), 0) AS total
+-- What a debit note's earlier accepted notes cover; ``invoiced`` when the agreement's
+-- invoice was accepted already: the invoice is the agreement's final total, so a note
+-- decided after it adds nothing.
+SELECT coalesce(max(total_amount_due), 0) AS total,
+       EXISTS (SELECT 1 FROM tasks.invoice
+               WHERE agreement_id = %(agreement_id)s AND status = 'accepted') AS invoiced
 FROM tasks.debit_note WHERE activity_id = %(activity_id)s AND status = 'accepted';
 
 -- name: agreement_accepted_notes_total
 -- What the accepted debit notes of all the agreement's activities already cover.
-SELECT coalesce(sum(per_activity.total), 0) AS total
+SELECT coalesce(sum(per_activity.total), 0) AS total, false AS invoiced
 FROM (SELECT max(total_amount_due) AS total FROM tasks.debit_note
       WHERE agreement_id = %(agreement_id)s AND status = 'accepted'
       GROUP BY activity_id) AS per_activity;
