@@ -139,6 +139,4 @@ async def test_note_decided_after_its_invoice_adds_nothing(installed_dsn: str) -
         assert invoice.accepted and invoice.increment == Decimal("0.3")
         late = await note(conn, "dn2", "act0", "0.4", T0 + timedelta(minutes=3))
         assert late.accepted and late.increment == Decimal(0)
-        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal(
-            "0.5"
-        )
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal("0.5")
