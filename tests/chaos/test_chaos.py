@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value, wait_for
+from tests.support.audit import audit_run
 
 SCALE = int(os.environ.get("CHAOS_SCALE", "1"))
 
@@ -37,6 +39,7 @@ STEADY = {"name": "steady", "count": 4, "price_duration_hour": 0.1}
 
 async def chaos_run(dsn: str, tmp_path: Path, *, tasks: int, kills: int, seed: int) -> None:
     rng = random.Random(seed)
+    started = time.monotonic()
     budget = Decimal("5")
     async with devnet([FLAKY, STEADY], seed=seed) as net:
         env = env_for(
@@ -95,6 +98,8 @@ async def chaos_run(dsn: str, tmp_path: Path, *, tasks: int, kills: int, seed: i
             await supervisor.stop()
             for worker in workers:
                 await worker.stop()
+        figures = await audit_run(net, dsn, "chaos")
+        print(f"chaos seed {seed}: {figures.line()}; {time.monotonic() - started:.0f}s")
     tasks_rows = await rows(
         dsn, "SELECT key, status, result FROM tasks.task WHERE run_id = 'chaos' ORDER BY position"
     )

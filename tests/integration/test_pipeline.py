@@ -20,6 +20,7 @@ from tests.integration.pipeline_support import (
     value,
     wait_for,
 )
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -57,6 +58,7 @@ async def test_fifty_tasks_on_three_activities(installed_dsn: str, tmp_path: Pat
             "run", APP, "--workers", "3", "--run-id", "fifty", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 0, cli.output()
+        await audit_run(net, installed_dsn, "fifty")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, attempts FROM tasks.task "
@@ -109,6 +111,7 @@ async def test_two_worker_processes_share_a_run(installed_dsn: str, tmp_path: Pa
         finally:
             await workers.stop()
         assert workers.proc.returncode == 0, workers.output()
+        await audit_run(net, installed_dsn, "shared")
     drivers = await rows(
         installed_dsn,
         "SELECT DISTINCT split_part(worker, ':', 2) AS pid FROM tasks.activity "
@@ -153,6 +156,7 @@ async def test_worker_started_mid_run_takes_work(installed_dsn: str, tmp_path: P
             await first.stop()
             if second is not None:
                 await second.stop()
+        await audit_run(net, installed_dsn, "midrun")
     assert second is not None
     late = await value(
         installed_dsn,
@@ -172,6 +176,7 @@ async def test_always_failing_task_ends_failed_while_the_rest_finish(
             "run", APP, "--workers", "2", "--run-id", "failing", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 1, cli.output()
+        await audit_run(net, installed_dsn, "failing")
     tasks = {
         t["key"]: t
         for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'failing'")
@@ -201,6 +206,7 @@ async def test_task_over_its_timeout_fails_on_that_activity(
             "run", APP, "--workers", "2", "--run-id", "timeout", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 1, cli.output()
+        await audit_run(net, installed_dsn, "timeout")
     tasks = {
         t["key"]: t
         for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'timeout'")
@@ -244,6 +250,7 @@ async def test_endless_tasks_keep_a_bounded_window(installed_dsn: str, tmp_path:
             await asyncio.sleep(0.3)
         cli.signal(signal.SIGINT)
         assert await cli.wait() == 130, cli.output()
+        await audit_run(net, installed_dsn, "endless")
     assert max(samples) <= 25
     run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'endless'"))[0]
     assert run["status"] == "stopped" and not run["feed_done"]
@@ -278,6 +285,7 @@ async def test_small_budget_stops_the_run(installed_dsn: str, tmp_path: Path) ->
             log=tmp_path / "run.log",
         )
         assert await cli.wait(180) == 3, cli.output()
+        await audit_run(net, installed_dsn, "budget")
     run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'budget'"))[0]
     assert run["status"] == "stopped" and run["stop_reason"].startswith("budget exceeded")
     accepted = await value(
@@ -328,6 +336,7 @@ async def test_max_price_stops_expensive_providers_and_keeps_cheap_ones(
             log=tmp_path / "run.log",
         )
         assert await cli.wait(180) == 0, cli.output()
+        await audit_run(net, installed_dsn, "maxprice")
     acts = await rows(
         installed_dsn,
         """
@@ -361,6 +370,7 @@ async def test_providers_that_fail_deploy_are_replaced(installed_dsn: str, tmp_p
             "run", APP, "--workers", "2", "--run-id", "deploy", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait(120) == 0, cli.output()
+        await audit_run(net, installed_dsn, "deploy")
     acts = await rows(
         installed_dsn,
         """
@@ -421,6 +431,7 @@ async def test_supervisor_killed_and_resumed_finishes_every_task_once(
         # Every debit note and invoice, also those sent while no supervisor listened, is
         # accepted in yagna: no provider waits for its money.
         assert await unpaid_documents(net) == []
+        await audit_run(net, installed_dsn, "resume")
     notes = await value(
         installed_dsn,
         "SELECT count(*) FROM tasks.debit_note WHERE run_id = 'resume' AND status = 'accepted'",
@@ -469,6 +480,7 @@ async def test_callable_style_app_under_run(installed_dsn: str, tmp_path: Path) 
             log=tmp_path / "run.log",
         )
         assert await cli.wait() == 0, cli.output()
+        await audit_run(net, installed_dsn, "callables")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, data FROM tasks.task "
@@ -490,6 +502,7 @@ async def test_runner_api_and_results_export(
         for key, val in net.env().items():
             monkeypatch.setenv(key, val)
         outcome = await Runner(APP, workers=2, run_id="api", dsn=installed_dsn).main()
+        await audit_run(net, installed_dsn, "api")
     assert (outcome.status, outcome.exit_code, outcome.counts.done) == ("finished", 0, 12)
     out = tmp_path / "results.csv"
     cli = await Cli.start(
