@@ -31,7 +31,7 @@ class AuditFigures:
     tasks: int
     done: int
     failed: int
-    lost: int  # stored tasks neither done nor failed at the end
+    unfinished: int  # stored tasks neither done nor failed at the end (none lost when 0)
     duplicated: int  # task keys done more than once
     accepted: Decimal  # the ledger's accepted spend
     network_spent: Decimal  # the devnet allocations' spentAmount, summed
@@ -42,8 +42,9 @@ class AuditFigures:
 
     def line(self) -> str:
         return (
-            f"{self.tasks} tasks, {self.done} done, {self.failed} failed, {self.lost} lost, "
-            f"{self.duplicated} duplicated; accepted {self.accepted} vs budget {self.budget}/h "
+            f"{self.tasks} tasks, {self.done} done, {self.failed} failed, "
+            f"{self.unfinished} unfinished, {self.duplicated} duplicated; "
+            f"accepted {self.accepted} vs budget {self.budget}/h "
             f"vs network spent {self.network_spent}; {self.debit_notes} debit notes, "
             f"{self.invoices} invoices, {self.rejected} rejected"
         )
@@ -154,7 +155,7 @@ async def audit_run(net: Devnet, dsn: str, run_id: str) -> AuditFigures:
         tasks=len(tasks),
         done=len(done_keys),
         failed=sum(t["status"] == "failed" for t in tasks),
-        lost=sum(t["status"] not in ("done", "failed") for t in tasks),
+        unfinished=sum(t["status"] not in ("done", "failed") for t in tasks),
         duplicated=duplicated,
         accepted=accepted,
         network_spent=spent,
