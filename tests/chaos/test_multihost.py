@@ -97,7 +97,7 @@ async def test_worker_host_link_down_20s(tmp_path: Path) -> None:
             "cut",
         )
         assert sum(by_host.values()) == tasks and by_host.get("C"), by_host
-        assert await net.unpaid() == []
+        assert await net.undecided("cut") == []
         assert await spent(net.local_dsn, "cut") <= BUDGET
         print(  # the figures for the notes
             f"\nlink down 20s: {before} done before, {during - before} during, "
@@ -152,7 +152,7 @@ async def _standby_takes_over(tmp_path: Path, *, cut_link: bool) -> None:
             net.lan.link(first_host, True)
         assert await standby.wait(600) == 0, standby.output()
         await assert_done_once(net.local_dsn, run_id, tasks)
-        assert await net.unpaid() == []
+        assert await net.undecided(run_id) == []
         total = await spent(net.local_dsn, run_id)
         assert total <= BUDGET
         print(  # the figures for the notes

@@ -75,7 +75,7 @@ async def test_two_worker_hosts_a_standby_and_a_stranger(
             "lan",
         )
         assert set(ran) == {"B", "C"} and sum(ran.values()) == tasks, ran
-        assert await net.unpaid() == []
+        assert await net.undecided("lan") == []
 
         # D took no job of the run and said why, naming both requestors, once.
         owner = await value(net.local_dsn, "SELECT requestor_id FROM tasks.run WHERE id = 'lan'")

@@ -16,7 +16,8 @@ from typing import Any
 
 from tests.helpers import cli_env
 from tests.integration.pipeline_support import rows, value
-from tests.support.netns import Host, HostProcess, Lan, unpaid_documents
+from tests.support.audit import DECIDED
+from tests.support.netns import Host, HostProcess, Lan, devnet_documents
 
 DEVNET_PORT = 7465
 
@@ -75,8 +76,35 @@ class Cluster:
             counts[host] = counts.get(host, 0) + 1
         return counts
 
-    async def unpaid(self) -> list[str]:
-        return unpaid_documents(self.a, self.env["YAGNA_API_URL"], self.env["YAGNA_APPKEY"])
+    async def undecided(self, run_id: str) -> list[str]:
+        """The documents part of ``tests.support.audit`` over the LAN (the rest of that audit
+        reads the devnet's memory, which lives in host A's process): every debit note and
+        invoice of the run decided on the devnet, and in the ledger as on the devnet."""
+        ledger = {
+            row["id"]: row["status"]
+            for row in await rows(
+                self.local_dsn,
+                "SELECT id, status FROM tasks.debit_note WHERE run_id = %s UNION ALL "
+                "SELECT id, status FROM tasks.invoice WHERE run_id = %s",
+                run_id,
+                run_id,
+            )
+        }
+        agreements = {
+            row["id"]
+            for row in await rows(
+                self.local_dsn, "SELECT id FROM tasks.agreement WHERE run_id = %s", run_id
+            )
+        }
+        documents = devnet_documents(self.a, self.env["YAGNA_API_URL"], self.env["YAGNA_APPKEY"])
+        problems = []
+        mine = [doc for doc in documents if doc["agreementId"] in agreements]
+        assert any(doc["kind"] == "invoices" for doc in mine), f"no invoice of {run_id}"
+        for doc in mine:
+            stored = ledger.get(doc["id"])
+            if doc["status"] == "RECEIVED" or DECIDED.get(doc["status"]) != stored:
+                problems.append(f"{doc['kind']}/{doc['id']}: {doc['status']}, ledger {stored}")
+        return problems
 
 
 @contextlib.asynccontextmanager

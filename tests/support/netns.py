@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import ROOT
 
@@ -223,14 +224,14 @@ class Lan:
             self.link(host, True)
 
 
-def unpaid_documents(host: Host, api_url: str, app_key: str) -> list[str]:
-    """The devnet's debit notes and invoices still only received, asked from ``host``
-    (the devnet is reachable on the LAN only)."""
+def devnet_documents(host: Host, api_url: str, app_key: str) -> list[dict[str, Any]]:
+    """Every debit note and invoice the devnet holds (``tests.support.audit``), asked from
+    ``host``: the devnet is reachable on the LAN only."""
     script = (
         "import asyncio, json, os, types\n"
-        "from tests.integration.pipeline_support import unpaid_documents\n"
+        "from tests.support.audit import devnet_documents\n"
         "net = types.SimpleNamespace(api_url=os.environ['API'], app_key=os.environ['KEY'])\n"
-        "print(json.dumps(asyncio.run(unpaid_documents(net))))\n"
+        "print(json.dumps(asyncio.run(devnet_documents(net)), default=str))\n"
     )
     result = subprocess.run(
         host.command(sys.executable, "-c", script),
