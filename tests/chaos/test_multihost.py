@@ -113,11 +113,14 @@ async def _standby_takes_over(tmp_path: Path, *, cut_link: bool) -> None:
     async with cluster(tmp_path, names, providers=8, seed=31) as net:
         b, c = net.lan.hosts["B"], net.lan.hosts["C"]
         first_host = net.lan.hosts["S"] if cut_link else net.a
-        env = net.host_env(MULTIPLY_TASKS=str(tasks), MULTIPLY_SLEEP="0.5")
+        env = net.host_env(MULTIPLY_TASKS=str(tasks), MULTIPLY_SLEEP="1")
         for host in (b, c):
             worker = await host.start("worker", "--concurrency", "3", env=env, log="worker.log")
             await worker.wait_for_line("listening on", 60)
         first = await supervise(first_host, env, run_id)
+        await wait_for(net.local_dsn, "SELECT count(*) FROM tasks.run", lambda n: n == 1, 60)
+        standby = await supervise(b, env, run_id, "--standby")
+        await standby.wait_for_line("taking over when it stops", 60)
         await wait_for(
             net.local_dsn,
             "SELECT count(*) FROM tasks.task WHERE run_id = %s AND status = 'done'",
@@ -125,13 +128,13 @@ async def _standby_takes_over(tmp_path: Path, *, cut_link: bool) -> None:
             120,
             run_id,
         )
-        standby = await supervise(b, env, run_id, "--standby")
-        await standby.wait_for_line("taking over when it stops", 60)
         [row] = await rows(net.local_dsn, "SELECT supervisor FROM tasks.run WHERE id = %s", run_id)
         assert str(row["supervisor"]).startswith(f"{first_host.name}:")
         await asyncio.sleep(3)
         assert "taking over run" not in standby.output(10_000)  # not while the first lives
 
+        status = await value(net.local_dsn, "SELECT status FROM tasks.run WHERE id = %s", run_id)
+        assert status == "running", "the run ended before its supervisor could be lost"
         lost = time.monotonic()
         if cut_link:
             net.lan.link(first_host, False)
