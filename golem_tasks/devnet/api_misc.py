@@ -15,7 +15,7 @@ import re
 from aiohttp import web
 
 from golem_tasks.devnet.errors import NotFound
-from golem_tasks.devnet.rest import network, respond
+from golem_tasks.devnet.rest import STARTED, network, respond
 
 _HASH = re.compile(r"^[0-9a-fA-F]{8,128}$")
 PUBLIC_PREFIXES = ("/image.", "/images/")
@@ -29,8 +29,6 @@ YAGNA_VERSION = {
     "seen": True,
     "releaseTs": "2026-03-13T00:00:00",
 }
-#: When this process started serving: yagna's insertionTs/updateTs of its release row.
-STARTED: web.AppKey[str] = web.AppKey("started", str)
 
 
 async def identity(request: web.Request) -> web.Response:

@@ -18,6 +18,10 @@ from golem_tasks.devnet.jsontext import JsonError, parse_json
 from golem_tasks.devnet.network import Network
 
 NETWORK: web.AppKey[Network] = web.AppKey("network", Network)
+APP_KEY: web.AppKey[str] = web.AppKey("app_key", str)
+#: When the devnet started serving (naive UTC, as yagna writes such times): its release's
+#: insertionTs, its app key's creation time.
+STARTED: web.AppKey[str] = web.AppKey("started", str)
 #: Longest hold of a long poll, whatever the client asks (golem-core gives up after 16 s).
 MAX_POLL = 60.0
 #: The contract's default for ``timeout`` (``pollTimeout`` and ``ackTimeout``).

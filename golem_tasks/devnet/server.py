@@ -18,17 +18,16 @@ from typing import Any
 
 from aiohttp import web
 
-from golem_tasks.devnet import api_activity, api_market, api_misc, api_payment
+from golem_tasks.devnet import api_activity, api_devnet, api_market, api_misc, api_payment
 from golem_tasks.devnet.errors import ApiError
 from golem_tasks.devnet.network import Network
-from golem_tasks.devnet.rest import NETWORK, respond
+from golem_tasks.devnet.rest import APP_KEY, NETWORK, STARTED, respond
 
 logger = logging.getLogger(__name__)
 
 #: ``recorder(method, path, status, body)``: body is the decoded JSON, or None.
 Recorder = Callable[[str, str, int, Any], None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-APP_KEY: web.AppKey[str] = web.AppKey("app_key", str)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -97,9 +96,10 @@ def build_app(network: Network, app_key: str, recorder: Recorder | None = None) 
     app[NETWORK] = network
     app[APP_KEY] = app_key
     # yagna writes these naive (UTC, no zone), like releaseTs.
-    app[api_misc.STARTED] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    app[STARTED] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     app.add_routes(api_market.routes())
     app.add_routes(api_activity.routes())
     app.add_routes(api_payment.routes())
     app.add_routes(api_misc.routes())
+    app.add_routes(api_devnet.routes())
     return app
