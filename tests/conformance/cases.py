@@ -330,6 +330,12 @@ def _key_cases() -> list[Case]:
         ),
         Case("activity.create.number", "POST", ACTIVITY + "/activity", body=7),
         Case(
+            "activity.create.malformed_agreement",
+            "POST",
+            ACTIVITY + "/activity",
+            body="{unknown_malformed}",
+        ),
+        Case(
             "activity.list.unknown_agreement",
             "GET",
             ACTIVITY + "/activity",
