@@ -226,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             app_key_list(as_json)
         else:
             payment_status(args, as_json)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
     except CliError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `yagna payment status | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -193,6 +193,19 @@ async def test_other_networks_and_commands_fail_as_yagna_does(devnet: Devnet) ->
     assert status == 1 and "YAGNA_APPKEY" in out
 
 
+async def test_a_reader_that_stops_early_is_no_error(devnet: Devnet) -> None:
+    """``yagna payment status | true``: the pipe is closed before anything is written."""
+    process = await asyncio.create_subprocess_shell(
+        "yagna payment status | true; echo ${PIPESTATUS[0]}",
+        env={**os.environ, **devnet.env()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        executable="/bin/bash",
+    )
+    out, err = await process.communicate()
+    assert out.decode().strip() == "0" and b"Traceback" not in err, err.decode()
+
+
 async def test_works_from_another_host_over_rest(devnet: Devnet) -> None:
     """Only YAGNA_API_URL and YAGNA_APPKEY are used: a wrong key is refused by the devnet."""
     status, out = await yagna(devnet, "id", "show", env={"YAGNA_APPKEY": "wrong"})
