@@ -24,7 +24,7 @@ import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
 
-from golem_tasks import queue, taskstore
+from golem_tasks import appapi, queue, taskstore
 from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
@@ -389,6 +389,7 @@ class Supervisor:
         return {row["provider_id"] for row in rows}
 
     async def _record_results(self, app: App) -> None:
+        token = appapi.current_pool.set(self.pool)
         try:
             if app.results_cnt is not None:
                 count = int(await app.results_cnt(self.run_id))
@@ -398,6 +399,8 @@ class Supervisor:
         except Exception as exc:
             logger.warning("results_cnt failed: %s", exc)
             return
+        finally:
+            appapi.current_pool.reset(token)
         async with self.pool.connection() as conn:
             await access.execute(
                 conn,
