@@ -278,6 +278,9 @@ class ExeUnits:
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
+            # Tools that compile and cache (hashcat's OpenCL kernels) do it once per machine,
+            # not once per activity, whose HOME is its own new directory.
+            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
         }
         #: Threads that fork the processes of ``run`` (see :meth:`RunningProcess.start`).
         self._spawner = ThreadPoolExecutor(max_workers=4, thread_name_prefix="devnet-spawn")
@@ -302,7 +305,10 @@ class ExeUnits:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # No overall limit (a large file takes what it takes), but a peer that stops
+            # answering (a gftp server stopped mid-transfer) fails the command, never hangs it.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+            self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
 
     # ------------------------------------------------------------------ lifecycle
