@@ -15,8 +15,9 @@ the container's root filesystem, with ``/golem/work`` (the working directory),
   (``/bin/sh``, ``python3`` ...); every ``/golem/...`` path in the entry point or in any
   argument (also inside a shell command string) is rewritten to the activity directory.
   The working directory is ``/golem/work``; the environment is a minimal one (``PATH``,
-  ``HOME=/golem/work``, ``LANG``) plus the ``env`` given to ``deploy``, plus the
-  activity's mark (see :mod:`process`).
+  ``HOME=/golem/work``, ``XDG_DATA_HOME`` under it, ``LANG``, and the host user's
+  ``XDG_CACHE_HOME`` so compiled caches are shared) plus the ``env`` given to ``deploy``,
+  plus the activity's mark (see :mod:`process`).
 * ``transfer``: see :mod:`transfer`.
 
 Processes. When an activity ends (destroyed, crashed, its agreement terminated, the devnet
@@ -668,9 +669,13 @@ class ExeUnits:
             activity.map_arg(entry),
             *(activity.map_arg(a) for a in command.args.get("args", [])),
         ]
+        home = activity.root / "golem" / "work"
         env = {
             **self.base_env,
-            "HOME": str(activity.root / "golem" / "work"),
+            "HOME": str(home),
+            # Tools that find their data through the user database, not HOME (hashcat's
+            # sessions and pid file), keep it per activity too, as in a provider's VM.
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
             **activity.env,
             MARKER: activity.id,
         }

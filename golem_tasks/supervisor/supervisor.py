@@ -271,6 +271,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 if await self._tick(market, allocations):
+                    await self._record_results(app)  # the final count
                     break
                 failures = 0
                 if loop.time() - last_results >= RESULTS_EVERY_S:
