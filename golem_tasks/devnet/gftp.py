@@ -253,7 +253,8 @@ class Server:
                 if stop:
                     break
         finally:
-            self.http.shutdown()
+            # No http.shutdown(): it waits out serve_forever's poll. The serving threads
+            # are daemons and end with the process, transfers in flight included.
             self.http.server_close()
         return 0
 

@@ -334,3 +334,28 @@ async def test_gftp_killed_mid_transfer_fails_clearly_and_nothing_hangs(
         assert ok.events[-1].stdout == "still here\n"
         with contextlib.suppress(Exception):
             await asyncio.wait_for(batch.execute_after_task, 10)  # its gftp is gone
+
+
+async def test_run_batch_lands_downloads_and_stops_gftp_servers(
+    net: Devnet, tmp_path: Path
+) -> None:
+    """golem-core leaves each transfer command's gftp server running (until garbage
+    collection) and returns from batch.wait before a download is written; run_batch does
+    neither."""
+    from golem_tasks.files import run_batch as finished_batch
+
+    before = set(gftp_servers())
+    source = tmp_path / "in.txt"
+    source.write_text("round and round\n")
+    async with activities(net, 1) as [activity]:
+        for n in range(4):
+            back = tmp_path / f"back{n}.txt"
+            back.write_text("an older file: golem-core then downloads via a temporary one")
+            await finished_batch(
+                activity,
+                SendFile(str(source), "/golem/input/in.txt"),
+                DownloadFile("/golem/input/in.txt", str(back)),
+                timeout=30,
+            )
+            assert back.read_text() == "round and round\n"  # landed when the call returned
+            assert set(gftp_servers()) - before == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import itertools
 from pathlib import Path
@@ -67,3 +69,72 @@ async def test_yacat_finds_every_password(installed_dsn: str, tmp_path: Path) ->
         "ORDER BY at DESC LIMIT 1",
     )
     assert last == 3
+
+
+async def test_compress_files_with_a_provider_dying_mid_task(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """Inputs up with SendFile, gzip on the provider, outputs down with DownloadFile. The
+    cheapest provider (hired first) dies 4 s into its activity, in the middle of a task:
+    that task is retried elsewhere and no partial output is left or counted."""
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    originals = {}
+    for n in range(8):
+        name = f"sub/f{n}.txt" if n % 3 == 0 else f"f{n}.txt"
+        data = (f"line {n} " * 2000 + "\n").encode() * (n + 1)
+        (inputs / name).write_bytes(data)
+        originals[name] = data
+    output = tmp_path / "out"
+    dying = {
+        "name": "dying",
+        "count": 1,
+        "price_duration_hour": 0.0001,
+        "faults": {"die_after_sec": 4.0, "die_probability": 1.0},
+    }
+    healthy = {"name": "healthy", "count": 2, "price_duration_hour": 0.01}
+    async with devnet([dying, healthy], seed=12) as net:
+        env = env_for(
+            net,
+            installed_dsn,
+            COMPRESS_INPUT=str(inputs),
+            COMPRESS_OUTPUT=str(output),
+            COMPRESS_DELAY="1.5",
+        )
+        cli = await Cli.start(
+            "run",
+            "examples/compress_files.py",
+            "--workers",
+            "2",
+            "--run-id",
+            "gz",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait(240) == 0, cli.output()
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result, attempts FROM tasks.task WHERE run_id = 'gz'",
+    )
+    assert {t["key"] for t in tasks} == set(originals)
+    assert {t["status"] for t in tasks} == {"done"}
+    for task in tasks:
+        result = task["result"]
+        path = Path(result["output"])
+        assert path == output / f"{task['key']}.gz"
+        body = await asyncio.to_thread(path.read_bytes)
+        assert len(body) == result["size"]
+        assert hashlib.sha256(body).hexdigest() == result["sha256"]
+        assert gzip.decompress(body) == originals[task["key"]]
+    # Exactly one output per input, nothing partial left behind.
+    written = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
+    assert written == sorted(f"{name}.gz" for name in originals)
+    # The dying provider really took a task down with it, and that task was retried.
+    retried = [t for t in tasks if t["attempts"] > 1]
+    assert retried, "no task was caught by the dying provider"
+    died = await rows(
+        installed_dsn,
+        "SELECT act.status FROM tasks.activity act JOIN tasks.agreement ag "
+        "ON ag.id = act.agreement_id WHERE act.run_id = 'gz' AND ag.provider_name LIKE 'dying%%'",
+    )
+    assert [a["status"] for a in died] == ["failed"]
