@@ -83,7 +83,9 @@ def on_result(
             "mask": data["mask"],
             "hash": data["hash"],
             "skip": skip,
-            "limit": min(skip + CHUNK, keyspace),
+            # hashcat's --limit counts words after --skip (the original passed skip + CHUNK
+            # and so searched the rest of the keyspace in every part).
+            "limit": min(CHUNK, keyspace - skip),
         }
         for skip in range(0, keyspace, CHUNK)
     ]

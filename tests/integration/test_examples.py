@@ -54,6 +54,11 @@ async def test_yacat_finds_every_password(installed_dsn: str, tmp_path: Path) ->
     assert sorted(t["key"] for t in parts) == sorted(
         f"{n}/part-{skip}" for n in range(3) for skip in (0, 50)
     )
+    # The parts split each keyspace without overlap (--limit counts from --skip).
+    assert (
+        sorted((t["data"]["skip"], t["data"]["limit"]) for t in parts)
+        == [(0, 50)] * 3 + [(50, 45)] * 3
+    )
     found: dict[str, list[str]] = {}
     for part in parts:
         password = part["result"]["password"]
