@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -359,3 +360,17 @@ async def test_run_batch_lands_downloads_and_stops_gftp_servers(
             )
             assert back.read_text() == "round and round\n"  # landed when the call returned
             assert set(gftp_servers()) - before == set()
+
+
+def test_a_worker_host_gets_the_launchers_with_one_command(tmp_path: Path) -> None:
+    """On a worker host other than the devnet's: eval the printed line, then `gftp` runs."""
+    script = (
+        f'eval "$({sys.executable} -m golem_tasks.devnet.shims {tmp_path / "bin"})"\n'
+        'command -v gftp\necho \'{"jsonrpc":"2.0","id":7,"method":"version"}\' | gftp server\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    where, answer = done.stdout.splitlines()
+    assert where == str(tmp_path / "bin" / "gftp")
+    assert json.loads(answer)["id"] == 7
