@@ -374,3 +374,34 @@ def test_a_worker_host_gets_the_launchers_with_one_command(tmp_path: Path) -> No
     where, answer = done.stdout.splitlines()
     assert where == str(tmp_path / "bin" / "gftp")
     assert json.loads(answer)["id"] == 7
+
+
+def test_rpc_upload_and_download_move_bytes(tmp_path: Path) -> None:
+    """The provider-side methods: upload a file to a receive URL, download a published one."""
+    source = tmp_path / "a.bin"
+    digest = random_file(source, 3 * MB + 17)
+    folder = install_shims(tmp_path / "bin")
+    process = subprocess.Popen(
+        [str(folder / "gftp"), "server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert process.stdin is not None and process.stdout is not None
+
+    def call(method: str, **params: Any) -> dict[str, Any]:
+        request = {"jsonrpc": "2.0", "id": method, "method": method, "params": params}
+        process.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
+        process.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(process.stdout.readline())  # type: ignore[union-attr]
+
+    try:
+        [link] = call("publish", files=[str(source)])["result"]
+        target = call("receive", output_file=str(tmp_path / "b.bin"))["result"]
+        assert call("upload", file=str(source), url=target["url"])["result"]["url"] == target["url"]
+        assert sha256(tmp_path / "b.bin") == digest
+        call("download", url=link["url"], output_file=str(tmp_path / "c" / "c.bin"))
+        assert sha256(tmp_path / "c" / "c.bin") == digest
+        assert call("close", urls=[link["url"], target["url"]])["result"] == ["ok", "ok"]
+        gone = call("download", url=link["url"], output_file=str(tmp_path / "d.bin"))
+        assert gone["error"]["message"].startswith("GSB error: endpoint address not found")
+    finally:
+        process.stdin.close()
+        assert process.wait(timeout=10) == 0  # stdin closed: the server ends
