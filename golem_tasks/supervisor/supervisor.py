@@ -71,6 +71,18 @@ class SupervisorLost(UserError):
     exit_code = 4
 
 
+async def read_progress(conn: psycopg.AsyncConnection, run_id: str) -> tuple[dict[str, Any], int]:
+    """The run's row, then its open tasks, in that order. The feeder stores its last tasks
+    before it marks the feed done, so a run read as fully fed is never paired with a count
+    from before its last tasks were stored (the other way round, a tick could see every
+    task "ended" while the last ones were being stored, and end the run with them pending).
+    """
+    run = await access.one(conn, "get_run", run_id=run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} is not in the database")
+    return run, await taskstore.open_count(conn, run_id)
+
+
 class Supervisor:
     """One run's supervisor. ``await Supervisor(...).main()`` runs it to its end."""
 
@@ -299,8 +311,7 @@ class Supervisor:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
             for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
                 logger.warning("task %s: claim expired, now %s", task_id, status)
-            open_tasks = await taskstore.open_count(conn, self.run_id)
-            run = await access.one(conn, "get_run", run_id=self.run_id)
+            run, open_tasks = await read_progress(conn, self.run_id)
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
         self._revive_payment_collectors()
