@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import itertools
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,75 @@ async def test_compress_files_with_a_provider_dying_mid_task(
         "ON ag.id = act.agreement_id WHERE act.run_id = 'gz' AND ag.provider_name LIKE 'dying%%'",
     )
     assert [a["status"] for a in died] == ["failed"]
+
+
+def _gftp_servers_under(root_pid: int) -> list[int]:
+    """Pids of devnet gftp servers descended from ``root_pid`` (found in /proc)."""
+    parents: dict[int, int] = {}
+    gftp: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = next(line for line in status.splitlines() if line.startswith("PPid:"))
+        parents[int(entry.name)] = int(ppid.split()[1])
+        if any(part.endswith(b"/gftp") for part in cmdline) and b"server" in cmdline:
+            gftp.add(int(entry.name))
+    found = []
+    for pid in gftp:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != root_pid:
+            ancestor = parents.get(ancestor)
+        if ancestor == root_pid:
+            found.append(pid)
+    return found
+
+
+async def test_gftp_killed_mid_upload_fails_the_attempt_clearly(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """The worker's gftp server dies while a provider downloads an input from it: that
+    attempt fails with the transfer error, nothing hangs, and the retry succeeds."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    with (inputs / "big.bin").open("wb") as out:
+        out.truncate(150 << 20)  # zeros: slow enough to catch mid-way, quick to gzip
+    output = tmp_path / "out"
+    async with devnet(providers=2, seed=13) as net:
+        env = env_for(net, installed_dsn, COMPRESS_INPUT=str(inputs), COMPRESS_OUTPUT=str(output))
+        cli = await Cli.start(
+            "run",
+            "examples/compress_files.py",
+            "--workers",
+            "1",
+            "--run-id",
+            "gftpkill",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        workdir = net.network.workdir
+        while not any(p.stat().st_size > 0 for p in workdir.glob("*/golem/input/in")):
+            assert loop.time() < deadline and cli.proc.returncode is None, cli.output()
+            await asyncio.sleep(0.01)
+        killed = await asyncio.to_thread(_gftp_servers_under, cli.proc.pid)
+        assert killed, "no gftp server found under the run"
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert await cli.wait(180) == 0, cli.output()
+    [task] = await rows(
+        installed_dsn, "SELECT status, attempts, result FROM tasks.task WHERE run_id = 'gftpkill'"
+    )
+    assert task["status"] == "done" and task["attempts"] == 2
+    [error] = await rows(
+        installed_dsn, "SELECT message FROM tasks.error WHERE run_id = 'gftpkill' AND kind = 'task'"
+    )
+    assert "Transfer error: GET gftp://127.0.0.1:" in error["message"], error["message"]
+    body = await asyncio.to_thread((output / "big.bin.gz").read_bytes)
+    assert len(gzip.decompress(body)) == 150 << 20
