@@ -1,19 +1,16 @@
-"""Follow-up tasks in the task table: stored with their parent's result, exactly once."""
+"""Follow-up tasks in the task table: stored with their parent's result, exactly once.
+
+Through the whole pipeline they are tested by yacat (tests/integration/test_examples.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
-import pytest
 
 from golem_tasks import taskstore
 from golem_tasks.db.connect import connection
 from golem_tasks.taskstore import NewTask
 from tests.helpers import make_run
-from tests.integration.pipeline_support import Cli, devnet, env_for, rows, value
-
-pytestmark = pytest.mark.timeout(240)
 
 
 async def test_follow_ups_are_stored_with_the_result_and_claimed_first(installed_dsn: str) -> None:
@@ -81,39 +78,3 @@ async def test_a_failed_store_adds_no_follow_ups(installed_dsn: str) -> None:
         assert row["status"] == "claimed" and row["result"] is None
         count = await (await conn.execute("SELECT count(*) AS n FROM tasks.task")).fetchone()
         assert count["n"] == 1
-
-
-async def test_follow_ups_through_the_pipeline(installed_dsn: str, tmp_path: Path) -> None:
-    async with devnet(providers=3, seed=5) as net:
-        env = env_for(net, installed_dsn, FOLLOWUPS_TASKS="4")
-        cli = await Cli.start(
-            "run",
-            "tests/apps/followups.py",
-            "--workers",
-            "2",
-            "--run-id",
-            "fu",
-            env=env,
-            log=tmp_path / "run.log",
-        )
-        assert await cli.wait(180) == 0, cli.output()
-        summary = await Cli.start("summary", "--run-id", "fu", env=env, log=tmp_path / "s.log")
-        assert await summary.wait() == 0, summary.output()
-    tasks = await rows(
-        installed_dsn,
-        "SELECT t.key, t.status, t.result, p.key AS parent FROM tasks.task t "
-        "LEFT JOIN tasks.task p ON p.id = t.parent_id WHERE t.run_id = 'fu' ORDER BY t.key",
-    )
-    fed = {str(n): n * 7 for n in range(4)}
-    expected = dict(fed)
-    for key, result in fed.items():
-        for c in range(2):
-            expected[f"{key}/{c}"] = (result + c) * 7
-    assert {t["key"]: t["result"] for t in tasks} == expected
-    assert {t["status"] for t in tasks} == {"done"}
-    assert {t["key"]: t["parent"] for t in tasks if t["parent"]} == {
-        f"{key}/{c}": key for key in fed for c in range(2)
-    }
-    assert await value(installed_dsn, "SELECT status FROM tasks.run WHERE id = 'fu'") == "finished"
-    assert "12 done, 0 failed" in summary.output(200)
-    assert "(8 follow-ups)" in summary.output(200)
