@@ -16,6 +16,7 @@ from pathlib import Path
 #: Every program the devnet provides: (name on PATH, module with a ``main()``).
 SHIMS: list[tuple[str, str]] = [
     ("gftp", "golem_tasks.devnet.gftp"),
+    ("yagna", "golem_tasks.devnet.yagna_cli"),
 ]
 
 
