@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench chaos clean
+.PHONY: install run test lint format bench chaos clean contract contract-check
 
 install: $(STAMP)
 
@@ -36,6 +36,15 @@ bench: install
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos
+
+# The yagna REST contract the tests check the devnet against, regenerated from
+# ya-client's OpenAPI files (default ../shared/ya-client-specs; SPECS=DIR for another copy).
+SPECS ?= ../shared/ya-client-specs
+contract: install
+	$(BIN)/python -m tests.contract.generate --specs $(SPECS)
+
+contract-check: install
+	$(BIN)/python -m tests.contract.generate --specs $(SPECS) --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
