@@ -97,9 +97,9 @@ async def reject_debit_note(request: web.Request) -> web.Response:
 
 
 async def debit_note_payments(request: web.Request) -> web.Response:
-    # yagna lists the payments that name the id: none (not 404) for an id it does not know.
-    note = network(request).payments.debit_notes.get(request.match_info["note_id"])
-    return respond(_document_payments(request, note.payments if note else []))
+    payments = network(request).payments
+    note = payments.debit_note(request.match_info["note_id"])
+    return respond(_document_payments(request, note.payments))
 
 
 async def debit_note_events(request: web.Request) -> web.Response:
@@ -134,8 +134,9 @@ async def reject_invoice(request: web.Request) -> web.Response:
 
 
 async def invoice_payments(request: web.Request) -> web.Response:
-    invoice = network(request).payments.invoices.get(request.match_info["invoice_id"])
-    return respond(_document_payments(request, invoice.payments if invoice else []))
+    payments = network(request).payments
+    invoice = payments.invoice(request.match_info["invoice_id"])
+    return respond(_document_payments(request, invoice.payments))
 
 
 def _document_payments(request: web.Request, found: list[dict]) -> list[dict]:
