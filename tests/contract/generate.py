@@ -51,7 +51,7 @@ _KINDS = ("schemas", "responses", "parameters", "requestBodies", "headers", "sec
 _NAME_MAPS = frozenset({"properties", "mapping", "content", "headers", "links", "variables"})
 
 
-class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _SpecLoader(yaml.SafeLoader):
     """YAML without YAML-1.1 surprises: timestamps stay strings, only true/false are bools."""
 
 
@@ -122,7 +122,7 @@ class _Merger:
         out = {key: self.rewrite(doc, value) for key, value in node.items()}
         if out.get("discriminator", {}).get("mapping"):
             out["discriminator"]["mapping"] = {
-                value: "#/components/{}/{}".format(*self.target(doc, target))  # type: ignore[str-format]
+                value: self.rewrite(doc, {"$ref": target})["$ref"]
                 if "#" in target
                 else f"#/components/schemas/{target}"
                 for value, target in out["discriminator"]["mapping"].items()

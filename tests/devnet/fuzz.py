@@ -64,7 +64,7 @@ def served_operation_ids() -> list[str]:
     found = set()
     for module in (api_market, api_activity, api_payment, api_misc):
         for route in module.routes():
-            op = contract.match(route.method, route.path)  # type: ignore[attr-defined]
+            op = contract.match(route.method, route.path)
             if op is not None and op.operation_id:
                 found.add(op.operation_id)
     return sorted(found)
