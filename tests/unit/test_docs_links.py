@@ -48,11 +48,11 @@ def broken(path: Path, repo: Path = REPO) -> list[str]:
 
 @pytest.mark.parametrize("path", documents(), ids=lambda p: p.name)
 def test_relative_links_resolve(path: Path) -> None:
-    assert links(path), f"{path.name} has no links: is the pattern still right?"
     assert broken(path) == []
 
 
 def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
+    assert "docs/architecture.md" in links(REPO / "README.md")
     assert "the-yagna-contract" in anchors(REPO / "docs" / "architecture.md")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "architecture.md").write_text("# Principles\n", encoding="utf-8")
