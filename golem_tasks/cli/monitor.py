@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TextIO
 
@@ -14,10 +15,17 @@ from golem_tasks.cli.options import dsn_option
 from golem_tasks.db import access
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
-from golem_tasks.monitor import export, render
+from golem_tasks.monitor import export, render, views
 from golem_tasks.monitor.snapshot import RunSnapshot, resolve_run_id, snapshot
 
 run_id_option = click.option("--run-id", help="The run (default: the most recent one).")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable JSON (fields: docs/watching.md)."
+)
+
+
+def echo_json(view: object) -> None:
+    click.echo(json.dumps(view, indent=2))
 
 
 async def _snapshot(dsn: str, run_id: str | None, **limits: int) -> RunSnapshot:
@@ -34,7 +42,8 @@ def print_summary(dsn: str, run_id: str) -> None:
 @click.command(name="runs")
 @dsn_option
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-def list_runs(dsn: str | None, limit: int) -> None:
+@json_option
+def list_runs(dsn: str | None, limit: int, as_json: bool) -> None:
     """The most recent runs in the database, newest first."""
     resolved = resolve_dsn(dsn).dsn
 
@@ -43,16 +52,25 @@ def list_runs(dsn: str | None, limit: int) -> None:
             await require_schema(conn, resolved)
             return await access.all_rows(conn, "list_runs", limit=limit)
 
-    Console().print(render.runs(asyncio.run(go())))
+    rows = asyncio.run(go())
+    if as_json:
+        echo_json(views.runs(rows))
+    else:
+        Console().print(render.runs(rows))
 
 
 @click.command()
 @dsn_option
 @run_id_option
-def summary(dsn: str | None, run_id: str | None) -> None:
+@json_option
+def summary(dsn: str | None, run_id: str | None, as_json: bool) -> None:
     """A run at a glance: progress, speed, providers, money."""
     resolved = resolve_dsn(dsn).dsn
-    Console().print(render.summary(asyncio.run(_snapshot(resolved, run_id))))
+    snap = asyncio.run(_snapshot(resolved, run_id))
+    if as_json:
+        echo_json(views.summary(snap))
+    else:
+        Console().print(render.summary(snap))
 
 
 @click.command()
@@ -61,12 +79,23 @@ def summary(dsn: str | None, run_id: str | None) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep refreshing until Ctrl+C.")
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True)
 @click.option("--activities", type=click.IntRange(min=0), default=20, show_default=True)
+@json_option
 def show(
-    dsn: str | None, run_id: str | None, follow: bool, interval: float, activities: int
+    dsn: str | None,
+    run_id: str | None,
+    follow: bool,
+    interval: float,
+    activities: int,
+    as_json: bool,
 ) -> None:
     """A run in detail: summary, activities with their cost, recent errors."""
     resolved = resolve_dsn(dsn).dsn
     console = Console()
+    if as_json:
+        if follow:
+            raise click.UsageError("--follow and --json do not go together")
+        echo_json(views.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities))))
+        return
 
     def view() -> object:
         return render.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities)))
