@@ -13,6 +13,18 @@ CROSS JOIN LATERAL (
     FROM tasks.task t WHERE t.run_id = r.id) AS c
 ORDER BY r.created_at DESC LIMIT %(limit)s;
 
+-- name: list_run
+-- One run as list_runs shows it.
+SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
+       r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
+FROM tasks.run r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS tasks,
+           count(*) FILTER (WHERE t.status = 'done') AS done,
+           count(*) FILTER (WHERE t.status = 'failed') AS failed
+    FROM tasks.task t WHERE t.run_id = r.id) AS c
+WHERE r.id = %(run_id)s;
+
 -- name: run_spend
 SELECT (SELECT coalesce(sum(increment), 0) FROM tasks.debit_note
         WHERE run_id = %(run_id)s AND status = 'accepted')
