@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench chaos clean
+.PHONY: install run test lint format bench chaos screenshot clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ bench: install
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos
+
+# The README's dashboard screenshot, taken by the browser test (needs Debian's chromium).
+screenshot: install
+	GOLEM_TASKS_SCREENSHOT=docs/dashboard.png $(BIN)/pytest -q -p no:cacheprovider \
+		tests/integration/test_dashboard_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

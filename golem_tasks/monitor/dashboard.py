@@ -45,8 +45,16 @@ def page(*, poll_s: float = 2.0, frozen: dict[str, Any] | None = None) -> str:
     return template.replace("__CONFIG__", text)
 
 
-async def run_list(conn: psycopg.AsyncConnection, limit: int = RUNS_LISTED) -> dict[str, Any]:
-    return views.runs(await access.all_rows(conn, "list_runs", limit=limit))
+async def run_list(
+    conn: psycopg.AsyncConnection, limit: int = RUNS_LISTED, also: str | None = None
+) -> dict[str, Any]:
+    """The most recent runs, and the run ``also`` (the one the page shows) when older."""
+    rows = await access.all_rows(conn, "list_runs", limit=limit)
+    if also and all(row["id"] != also for row in rows):
+        row = await access.one(conn, "list_run", run_id=also)
+        if row is not None:
+            rows.append(row)
+    return views.runs(rows)
 
 
 async def run_view(conn: psycopg.AsyncConnection, run_id: str) -> dict[str, Any]:
@@ -81,7 +89,7 @@ async def _index(request: web.Request) -> web.Response:
 
 async def _runs(request: web.Request) -> web.Response:
     async with request.app[POOL].connection() as conn:
-        return _json(await run_list(conn))
+        return _json(await run_list(conn, also=request.query.get("also")))
 
 
 async def _run(request: web.Request) -> web.Response:
