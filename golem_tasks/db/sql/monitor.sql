@@ -240,3 +240,20 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- name: db_now
 SELECT now() AS now;
+
+-- name: worker_panel
+-- The live runs, with the activities that the given worker processes (host:pid) drive.
+SELECT r.id AS run_id, r.status,
+       (SELECT count(*) FROM tasks.activity act
+        WHERE act.run_id = r.id AND act.status = 'ready'
+          AND split_part(act.worker, ':', 1) || ':' || split_part(act.worker, ':', 2)
+              = ANY(%(workers)s::text[])) AS mine,
+       (SELECT count(*) FROM tasks.activity act
+        WHERE act.run_id = r.id AND act.status = 'ready') AS working,
+       c.done, c.total
+FROM tasks.run r
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE t.status = 'done') AS done, count(*) AS total
+    FROM tasks.task t WHERE t.run_id = r.id) AS c
+WHERE r.status IN ('running', 'stopping')
+ORDER BY r.created_at;
