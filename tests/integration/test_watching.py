@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from tests.integration.watch_support import (
 )
 
 pytestmark = pytest.mark.timeout(240)
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ")
 
 CHEAP = {
     "name": "cheap",
@@ -121,7 +124,8 @@ async def test_views_equal_the_database_before_and_after_results(
         env = env_for(
             net,
             installed_dsn,
-            MULTIPLY_TASKS="60",
+            GOLEM_TASKS_HOME=str(tmp_path / "home"),
+            MULTIPLY_TASKS="40",
             MULTIPLY_SLEEP="0.3",
             MULTIPLY_FAIL="5",
             MULTIPLY_MAX_ATTEMPTS="2",
@@ -157,17 +161,19 @@ async def test_views_equal_the_database_before_and_after_results(
             await wait_for(
                 installed_dsn, "SELECT feed_done FROM tasks.run WHERE id = %s", bool, 30, run_id
             )
+            before = await expected(installed_dsn, run_id)
             view = await get_json(f"{url}api/runs/{run_id}")
             db = await expected(installed_dsn, run_id)
-            check_detail(view, db)
+            check_detail(view, db, before)
             check_providers(view, db)
-            assert view["tasks"]["done"] == 0 and view["tasks"]["pending"] == 60
+            assert view["tasks"]["done"] == 0 and view["tasks"]["pending"] == 40
             assert view["money"]["per_result"] is None and view["speed"]["eta_s"] is None
             assert view["activities"]["wanted"] == 4 and view["activity_list"] == []
             assert all(p["glm_per_result"] is None for p in view["providers"])
             assert {p["results"] for p in view["timeline"]} == {0}
+            before = await expected(installed_dsn, run_id)
             summary = await cli_json(env, "summary", "--run-id", run_id, "--json")
-            check_summary(summary, await expected(installed_dsn, run_id))
+            check_summary(summary, await expected(installed_dsn, run_id), before)
             status, text = await get(f"{url}metrics")
             assert status == 200
             check_metrics(text, db, run_id)
@@ -184,7 +190,7 @@ async def test_views_equal_the_database_before_and_after_results(
         db = await expected(installed_dsn, run_id)
         # What this run is meant to show: costs split over many tasks and providers,
         # activities stopped by the cost manager, a failed task.
-        assert db["tasks"]["done"] == 59 and db["tasks"]["failed"] == 1
+        assert db["tasks"]["done"] == 39 and db["tasks"]["failed"] == 1
         assert db["docs"][("note", "accepted")][0] > 0
         assert any(
             reason.startswith("cost:")
@@ -193,3 +199,7 @@ async def test_views_equal_the_database_before_and_after_results(
         )
         assert sum(1 for p in db["providers"].values() if p["done"] > 1) >= 2
         await check_everything(url, env, tmp_path, run_id)
+        # Not on a terminal: the plain log lines, whole ids, and no log file.
+        output = sup.output(400)
+        assert TIMESTAMP.search(output) and re.search(r"agreement [0-9a-f]{64} with", output)
+        assert "full log:" not in output and not (tmp_path / "home" / "logs").exists()
