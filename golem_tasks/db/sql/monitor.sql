@@ -26,17 +26,17 @@ CROSS JOIN LATERAL (
 WHERE r.id = %(run_id)s;
 
 -- name: run_spend
-SELECT (SELECT coalesce(sum(increment), 0) FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status = 'accepted')
-     + (SELECT coalesce(sum(increment), 0) FROM tasks.invoice
-        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted,
-       (SELECT count(*) FROM tasks.debit_note WHERE run_id = %(run_id)s) AS debit_notes,
-       (SELECT count(*) FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status = 'refused') AS refused_notes,
-       (SELECT count(*) FROM tasks.invoice WHERE run_id = %(run_id)s) AS invoices,
-       (SELECT count(*) FROM tasks.invoice
-        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted_invoices,
-       (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations;
+-- What the run accepted and its documents by decision: one pass over each table's index.
+SELECT n.accepted + i.accepted AS accepted,
+       n.total AS debit_notes, n.refused AS refused_notes,
+       i.total AS invoices, i.total - i.refused AS accepted_invoices,
+       (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations
+FROM (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused
+      FROM tasks.debit_note WHERE run_id = %(run_id)s) AS n,
+     (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused
+      FROM tasks.invoice WHERE run_id = %(run_id)s) AS i;
 
 -- name: run_market
 -- Market and activity counts; "ready" activities are the ones working.
@@ -164,26 +164,27 @@ LIMIT %(limit)s;
 
 -- name: run_timeline
 -- The run's history in %(points)s equal steps from its start to its end (or now): results
--- so far, activities working, GLM accepted so far. One pass over each table.
+-- so far, activities working, GLM accepted so far. One pass over each table; bucket
+-- numbers in double precision (date_part), which is several times faster than numeric.
 WITH span AS (
     SELECT created_at AS t0,
-           greatest(coalesce(finished_at, now()), created_at + interval '1 second') AS t1
+           greatest(coalesce(finished_at, now()), created_at + interval '1 second') AS t1,
+           date_part('epoch', greatest(coalesce(finished_at, now()),
+                                       created_at + interval '1 second') - created_at) AS len
     FROM tasks.run WHERE id = %(run_id)s
 ), points AS (
     SELECT i, t0 + (t1 - t0) * i / %(points)s AS at
     FROM span, generate_series(0, %(points)s) AS i
 ), done AS (
-    SELECT least(greatest(ceil(extract(epoch FROM t.finished_at - s.t0)
-                               / extract(epoch FROM s.t1 - s.t0) * %(points)s), 0),
-                 %(points)s)::int AS i,
+    SELECT least(greatest(ceil(date_part('epoch', t.finished_at - s.t0) / s.len
+                               * %(points)s), 0), %(points)s)::int AS i,
            count(*) AS n
     FROM tasks.task t, span s
     WHERE t.run_id = %(run_id)s AND t.status = 'done'
     GROUP BY 1
 ), spend AS (
-    SELECT least(greatest(ceil(extract(epoch FROM a.decided_at - s.t0)
-                               / extract(epoch FROM s.t1 - s.t0) * %(points)s), 0),
-                 %(points)s)::int AS i,
+    SELECT least(greatest(ceil(date_part('epoch', a.decided_at - s.t0) / s.len
+                               * %(points)s), 0), %(points)s)::int AS i,
            sum(a.increment) AS glm
     FROM (SELECT decided_at, increment FROM tasks.debit_note
           WHERE run_id = %(run_id)s AND status = 'accepted'
@@ -192,17 +193,27 @@ WITH span AS (
           WHERE run_id = %(run_id)s AND status = 'accepted') AS a, span s
     GROUP BY 1
 ), lives AS (
-    SELECT ready_at, stopped_at FROM tasks.activity
-    WHERE run_id = %(run_id)s AND ready_at IS NOT NULL
+    -- +1 when an activity became ready, -1 when it stopped: their running sum is the
+    -- number working at each point.
+    SELECT least(greatest(ceil(date_part('epoch', e.at - s.t0) / s.len * %(points)s), 0),
+                 %(points)s)::int AS i,
+           sum(e.delta) AS delta
+    FROM (SELECT ready_at AS at, 1 AS delta FROM tasks.activity
+          WHERE run_id = %(run_id)s AND ready_at IS NOT NULL
+          UNION ALL
+          SELECT stopped_at, -1 FROM tasks.activity
+          WHERE run_id = %(run_id)s AND ready_at IS NOT NULL AND stopped_at IS NOT NULL)
+         AS e, span s
+    GROUP BY 1
 )
 SELECT p.at,
        sum(coalesce(d.n, 0)) OVER (ORDER BY p.i) AS results,
        sum(coalesce(sp.glm, 0)) OVER (ORDER BY p.i) AS glm,
-       (SELECT count(*) FROM lives l
-        WHERE l.ready_at <= p.at AND (l.stopped_at IS NULL OR l.stopped_at > p.at)) AS working
+       sum(coalesce(l.delta, 0)) OVER (ORDER BY p.i) AS working
 FROM points p
 LEFT JOIN done d ON d.i = p.i
 LEFT JOIN spend sp ON sp.i = p.i
+LEFT JOIN lives l ON l.i = p.i
 ORDER BY p.i;
 
 -- name: metrics_runs
