@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import run_cli
+from tests.helpers import cli_env, run_cli
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, value, wait_for
 from tests.integration.watch_support import (
     check_detail,
@@ -203,3 +203,35 @@ async def test_views_equal_the_database_before_and_after_results(
         output = sup.output(400)
         assert TIMESTAMP.search(output) and re.search(r"agreement [0-9a-f]{64} with", output)
         assert "full log:" not in output and not (tmp_path / "home" / "logs").exists()
+
+
+async def test_dashboard_command_serves_loopback_and_warns_beyond(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    env = cli_env(GOLEM_TASKS_DSN=installed_dsn)
+    cli = await Cli.start(
+        "dashboard", "--listen", "127.0.0.1:0", env=env, log=tmp_path / "dashboard.log"
+    )
+    try:
+        for _ in range(100):
+            match = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", cli.output())
+            if match or cli.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert match, cli.output()
+        url = match.group(1)
+        assert await get_json(f"{url}api/runs") == {"schema": 1, "runs": []}
+        status, page = await get(url)
+        assert status == 200 and "<svg" in page and "golem-tasks" in page
+        status, text = await get(f"{url}metrics")
+        assert status == 200 and "# TYPE golem_tasks_tasks gauge" in text
+        status, _ = await get(f"{url}api/runs/nope")
+        assert status == 404
+    finally:
+        await cli.stop()
+    assert cli.proc.returncode == 0, cli.output()
+    assert "WARNING" not in cli.output()
+    # 192.0.2.1 (TEST-NET-1) is not on this machine: the bind fails after the warning.
+    result = await asyncio.to_thread(run_cli, "dashboard", "--listen", "192.0.2.1:0", env=env)
+    assert "WARNING" in result.stderr and "reachable from other machines" in result.stderr
+    assert result.returncode == 2 and "cannot listen on 192.0.2.1:0" in result.stderr
