@@ -22,7 +22,7 @@ RECENT_RUNS = 10
 
 TASK_STATUSES = ("pending", "claimed", "done", "failed")
 ACTIVITY_STATUSES = ("new", "deploying", "ready", "stopped", "failed")
-DECISIONS = ("accepted", "refused")
+DECISIONS = ("accepted", "rejected", "refused")
 
 
 async def read(conn: psycopg.AsyncConnection, *, recent: int = RECENT_RUNS) -> dict[str, Any]:

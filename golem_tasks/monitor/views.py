@@ -66,10 +66,9 @@ def summary(snap: RunSnapshot) -> dict[str, Any]:
     ready = int(market.get("working_activities", 0))
     new = int(market.get("new_activities", 0)) + int(market.get("deploying_activities", 0))
     finished = counts.done + counts.failed
-    debit_notes = int(spend.get("debit_notes", 0))
-    refused_notes = int(spend.get("refused_notes", 0))
-    invoices = int(spend.get("invoices", 0))
-    accepted_invoices = int(spend.get("accepted_invoices", 0))
+    notes_refused = int(spend.get("notes_refused", 0))
+    notes_rejected = int(spend.get("notes_rejected", 0))
+    notes_accepted = int(spend.get("debit_notes", 0)) - notes_refused - notes_rejected
     return {
         "schema": SCHEMA_VERSION,
         "now": when(snap.now),
@@ -128,8 +127,16 @@ def summary(snap: RunSnapshot) -> dict[str, Any]:
             "budget_per_hour": amount(run["budget_per_hour"]),
             "per_result": amount(snap.cost_per_result),
             "max_price": amount(run["max_price"]),
-            "debit_notes": {"accepted": debit_notes - refused_notes, "refused": refused_notes},
-            "invoices": {"accepted": accepted_invoices, "refused": invoices - accepted_invoices},
+            "debit_notes": {
+                "accepted": notes_accepted,
+                "rejected": notes_rejected,
+                "refused": notes_refused,
+            },
+            "invoices": {
+                "accepted": int(spend.get("accepted_invoices", 0)),
+                "rejected": int(spend.get("invoices_rejected", 0)),
+                "refused": int(spend.get("invoices_refused", 0)),
+            },
             "allocations": int(spend.get("allocations", 0)),
         },
         "errors": int(market.get("errors", 0)),

@@ -72,7 +72,7 @@ def check_metrics(text: str, db: dict[str, Any], run_id: str) -> None:
     glm = found[("golem_tasks_glm_accepted_total", (("run_id", run_id),))]
     assert glm == pytest.approx(float(db["spent"]), rel=1e-12, abs=1e-18)
     for kind, name in (("note", "golem_tasks_debit_notes"), ("invoice", "golem_tasks_invoices")):
-        for decision in ("accepted", "refused"):
+        for decision in ("accepted", "rejected", "refused"):
             key = (name, (("decision", decision), ("run_id", run_id)))
             assert found[key] == db["docs"].get((kind, decision), (0, 0))[0]
     status = db["run"]["status"]

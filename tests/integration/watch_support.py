@@ -218,7 +218,7 @@ def check_summary(
         assert money["per_result"] is None
     docs = db["docs"]
     for kind, name in (("note", "debit_notes"), ("invoice", "invoices")):
-        for decision in ("accepted", "refused"):
+        for decision in ("accepted", "rejected", "refused"):
             assert money[name][decision] == docs.get((kind, decision), (0, 0))[0], (name, decision)
     assert view["run"]["status"] == db["run"]["status"]
     assert view["run"]["id"] == db["run"]["id"]

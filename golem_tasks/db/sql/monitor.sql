@@ -26,17 +26,24 @@ CROSS JOIN LATERAL (
 WHERE r.id = %(run_id)s;
 
 -- name: run_spend
--- What the run accepted and its documents by decision: one pass over each table's index.
+-- name: run_spend
+-- What the run accepted and its documents by decision ('refused': decided again when it
+-- comes back, as before 0003; 'rejected': for good): one pass over each table's index.
 SELECT n.accepted + i.accepted AS accepted,
-       n.total AS debit_notes, n.refused AS refused_notes,
-       i.total AS invoices, i.total - i.refused AS accepted_invoices,
+       n.total AS debit_notes, n.refused + n.rejected AS refused_notes,
+       n.refused AS notes_refused, n.rejected AS notes_rejected,
+       i.total AS invoices, i.total - i.refused - i.rejected AS accepted_invoices,
+       i.refused AS invoices_refused, i.rejected AS invoices_rejected,
        (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations
 FROM (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
-             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
+             count(*) FILTER (WHERE status = 'rejected') AS rejected
       FROM tasks.debit_note WHERE run_id = %(run_id)s) AS n,
      (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
-             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
+             count(*) FILTER (WHERE status = 'rejected') AS rejected
       FROM tasks.invoice WHERE run_id = %(run_id)s) AS i;
+
 
 -- name: run_market
 -- Market and activity counts; "ready" activities are the ones working.
@@ -105,9 +112,7 @@ ORDER BY t.position;
 -- name: run_providers
 -- One row per provider: what its activities did and what its agreements cost. Costs are
 -- the accepted increments of its debit notes and invoices, so the rows add up to the run's
--- accepted spend; failures are failed task attempts on its activities. An activity's
--- accepted note increments add up to its largest accepted note (each adds its rise over
--- the largest before it), read from the index instead of summing every note.
+-- accepted spend; failures are failed task attempts on its activities.
 WITH per_activity AS (
     SELECT activity_id,
            count(*) FILTER (WHERE status = 'done') AS done,
@@ -120,9 +125,13 @@ WITH per_activity AS (
     SELECT activity_id, count(*) AS failures FROM tasks.error
     WHERE run_id = %(run_id)s AND kind = 'task' AND activity_id IS NOT NULL
     GROUP BY activity_id
-), invoiced AS (
-    SELECT agreement_id, sum(increment) AS glm FROM tasks.invoice
-    WHERE run_id = %(run_id)s AND status = 'accepted'
+), spend AS (
+    SELECT agreement_id, sum(increment) AS glm FROM (
+        SELECT agreement_id, increment FROM tasks.debit_note
+        WHERE run_id = %(run_id)s AND status = 'accepted'
+        UNION ALL
+        SELECT agreement_id, increment FROM tasks.invoice
+        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted
     GROUP BY agreement_id
 ), stops AS (
     SELECT provider_id, jsonb_object_agg(reason, n) AS stop_reasons FROM (
@@ -139,9 +148,6 @@ WITH per_activity AS (
            coalesce(sum(pa.failed), 0) AS failed,
            coalesce(sum(ae.failures), 0) AS failures,
            coalesce(sum(pa.task_s), 0) AS task_s,
-           coalesce(sum((SELECT max(dn.total_amount_due) FROM tasks.debit_note dn
-                         WHERE dn.activity_id = act.id AND dn.status = 'accepted')), 0)
-               AS noted,
            max(ag.avoid_reason) AS avoid_reason
     FROM tasks.agreement ag
     LEFT JOIN tasks.activity act ON act.agreement_id = ag.id
@@ -153,14 +159,14 @@ WITH per_activity AS (
 SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
        count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
        sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
-       sum(pa.noted) + coalesce(sum(inv.glm), 0) AS glm,
+       coalesce(sum(s.glm), 0) AS glm,
        CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
        coalesce((SELECT st.stop_reasons FROM stops st WHERE st.provider_id = pa.provider_id),
                 '{}') AS stop_reasons,
        max(pa.avoid_reason) AS avoid_reason
-FROM per_agreement pa LEFT JOIN invoiced inv ON inv.agreement_id = pa.id
+FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
 GROUP BY pa.provider_id
-ORDER BY sum(pa.done) DESC, 9 DESC, pa.provider_id
+ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
 LIMIT %(limit)s;
 
 -- name: run_timeline
