@@ -26,7 +26,6 @@ CROSS JOIN LATERAL (
 WHERE r.id = %(run_id)s;
 
 -- name: run_spend
--- name: run_spend
 -- What the run accepted and its documents by decision ('refused': decided again when it
 -- comes back, as before 0003; 'rejected': for good): one pass over each table's index.
 SELECT n.accepted + i.accepted AS accepted,
@@ -43,7 +42,6 @@ FROM (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS a
              count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
              count(*) FILTER (WHERE status = 'rejected') AS rejected
       FROM tasks.invoice WHERE run_id = %(run_id)s) AS i;
-
 
 -- name: run_market
 -- Market and activity counts; "ready" activities are the ones working.
