@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench chaos screenshot clean
+.PHONY: install run test lint format bench chaos screenshot clean record-yagna
 
 install: $(STAMP)
 
@@ -41,6 +41,14 @@ chaos: install
 screenshot: install
 	GOLEM_TASKS_SCREENSHOT=docs/dashboard.png $(BIN)/pytest -q -p no:cacheprovider \
 		tests/integration/test_dashboard_browser.py
+
+# Record the real yagna daemon's answers for the conformance suite (tests/conformance/):
+# golem-node 0.17.6 from PyPI ships the binary; it goes into its own venv, not the project's.
+YAGNA_VENV ?= .yagna-venv
+record-yagna: install
+	test -x $(YAGNA_VENV)/bin/yagna || ($(PYTHON) -m venv $(YAGNA_VENV) && \
+		$(YAGNA_VENV)/bin/pip install --quiet golem-node==0.17.6)
+	$(BIN)/python -m tests.conformance.record_yagna --yagna $(YAGNA_VENV)/bin/yagna
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
