@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run yacat compress test lint format bench chaos clean contract contract-check record-yagna
+.PHONY: install run yacat compress test lint format bench chaos screenshot clean contract contract-check record-yagna
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ contract: install
 
 contract-check: install
 	$(BIN)/python -m tests.contract.generate --specs $(SPECS) --check
+
+# The README's dashboard screenshot, taken by the browser test (needs Debian's chromium).
+screenshot: install
+	GOLEM_TASKS_SCREENSHOT=docs/dashboard.png $(BIN)/pytest -q -p no:cacheprovider \
+		tests/integration/test_dashboard_browser.py
 
 # Record the real yagna daemon's answers for the conformance suite (tests/conformance/):
 # golem-node 0.17.6 from PyPI ships the binary; it goes into its own venv, not the project's.

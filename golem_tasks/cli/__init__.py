@@ -11,7 +11,7 @@ import click
 from golem_tasks import __version__
 from golem_tasks.cli.admin import db, install
 from golem_tasks.cli.devnet import devnet
-from golem_tasks.cli.monitor import list_runs, results, show, summary
+from golem_tasks.cli.monitor import dashboard, list_runs, report, results, show, summary
 from golem_tasks.cli.runs import run, supervise, worker
 from golem_tasks.errors import UserError
 
@@ -46,7 +46,19 @@ def cli(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (install, db, supervise, worker, run, list_runs, summary, show, results):
+for command in (
+    install,
+    db,
+    supervise,
+    worker,
+    run,
+    list_runs,
+    summary,
+    show,
+    results,
+    dashboard,
+    report,
+):
     cli.add_command(command)
 cli.add_command(devnet)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -47,6 +49,37 @@ def _budget(ctx: click.Context, param: click.Parameter, value: str) -> Any:
         return parse_budget(value)
     except UserError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+plain_option = click.option(
+    "--plain",
+    is_flag=True,
+    help="Plain log lines even on a terminal (no live panel, no log file).",
+)
+
+
+def _verbose() -> bool:
+    return bool(click.get_current_context().find_root().params.get("verbose"))
+
+
+@contextlib.contextmanager
+def watched(command: str, dsn: str, plain: bool, **panel: Any) -> Iterator[None]:
+    """On a terminal: concise events above a live panel, full logs to a file."""
+    from golem_tasks.monitor.live import is_terminal, terminal_output
+
+    if plain or not is_terminal():
+        yield
+        return
+    with terminal_output(command, dsn, verbose=_verbose(), **panel):
+        yield
+
+
+def _log_file() -> IO[str] | None:
+    """The log file of the live panel, when there is one."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.stream
+    return None
 
 
 def run_options(func: F) -> F:
@@ -209,7 +242,8 @@ def _check_schema(dsn: str) -> None:
     help="With --run-id of a running run: wait while its supervisor lives (on any host), "
     "then take over.",
 )
-def supervise(standby: bool, **params: Any) -> None:
+@plain_option
+def supervise(standby: bool, plain: bool, **params: Any) -> None:
     """Supervise one run of APP: money, market, tasks; workers do the work.
 
     APP is an importable module name or a path to a .py file.
@@ -221,8 +255,9 @@ def supervise(standby: bool, **params: Any) -> None:
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
     supervisor = Supervisor(options, dsn)
-    click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
-    outcome = run_until_signalled(supervisor.main, supervisor.request_stop)
+    with watched("supervise", dsn, plain, run_id=lambda: supervisor.run_id):
+        click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
+        outcome = run_until_signalled(supervisor.main, supervisor.request_stop)
     report(outcome, dsn)
 
 
@@ -249,7 +284,10 @@ def supervise(standby: bool, **params: Any) -> None:
     help="procrastinate queues to take jobs from (default: the queue of every supervised "
     "run of this yagna's requestor).",
 )
-def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str, ...]) -> None:
+@plain_option
+def worker(
+    dsn: str | None, concurrency: int, processes: int, queues: tuple[str, ...], plain: bool
+) -> None:
     """Drive activities for any run in the database (start as many as you like, anywhere)."""
     from workers.app import run_worker
 
@@ -257,19 +295,50 @@ def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str,
     _check_schema(resolved)
     if not YagnaSettings.from_env().app_key:
         raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+    host = socket.gethostname()
     if processes > 1:
-        sys.exit(_spawn_workers(resolved, concurrency, processes, queues))
-    asyncio.run(run_worker(resolved, queues=queues, concurrency=concurrency))
+        children: list[subprocess.Popen[bytes]] = []
+        with watched(
+            "worker",
+            resolved,
+            plain,
+            worker_names=lambda: [f"{host}:{child.pid}" for child in children],
+        ):
+            code = _spawn_workers(resolved, concurrency, processes, queues, children)
+        sys.exit(code)
+    with watched("worker", resolved, plain, worker_names=lambda: [f"{host}:{os.getpid()}"]):
+        asyncio.run(run_worker(resolved, queues=queues, concurrency=concurrency))
 
 
-def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str, ...]) -> int:
-    """One worker per process; a stop signal to this one is passed on to them all."""
-    args = [sys.executable, "-m", "golem_tasks", "worker", "--dsn", dsn]
-    args += ["--concurrency", str(concurrency)]
+def _spawn_workers(
+    dsn: str,
+    concurrency: int,
+    processes: int,
+    queues: tuple[str, ...],
+    children: list[subprocess.Popen[bytes]],
+) -> int:
+    """One worker per process; a stop signal to this one is passed on to them all.
+
+    Under a live panel the children's log lines go where this process's logs go (its
+    log file), not onto the panel.
+    """
+    args = [sys.executable, "-m", "golem_tasks"]
+    if _verbose():
+        args.append("-v")
+    args += ["worker", "--dsn", dsn, "--plain", "--concurrency", str(concurrency)]
     for name in queues:
         args += ["--queue", name]
+    log_file = _log_file()
     # Own sessions: a terminal's Ctrl+C reaches this process only, which passes it on once.
-    children = [subprocess.Popen(args, start_new_session=True) for _ in range(processes)]
+    children += [
+        subprocess.Popen(
+            args,
+            start_new_session=True,
+            stdout=log_file,
+            stderr=subprocess.STDOUT if log_file else None,
+        )
+        for _ in range(processes)
+    ]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -290,12 +359,18 @@ def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str
     metavar="N",
     help="Run against a local devnet of N simulated providers instead of yagna.",
 )
-def run(devnet_providers: int | None, **params: Any) -> None:
+@plain_option
+def run(devnet_providers: int | None, plain: bool, **params: Any) -> None:
     """Supervise APP and work on it in this process; Ctrl+C stops everything cleanly."""
     options = make_options(params, local_only=True)
     load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
     runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
-    outcome = run_until_signalled(runner.main, runner.stop)
+
+    def run_id() -> str | None:
+        return runner.supervisor.run_id if runner.supervisor is not None else None
+
+    with watched("run", dsn, plain, run_id=run_id):
+        outcome = run_until_signalled(runner.main, runner.stop)
     report(outcome, dsn)

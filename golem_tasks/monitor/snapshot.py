@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,9 @@ class RunSnapshot:
     results: list[dict[str, Any]]
     timings: dict[str, Any]
     now: datetime
+    #: Filled only when asked for (the dashboard and reports).
+    providers: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def elapsed_s(self) -> float:
@@ -42,6 +45,15 @@ class RunSnapshot:
         accepted = Decimal(self.spend["accepted"])
         return accepted / self.counts.done if self.counts.done else None
 
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the speed so far; only when the total is known and work moves."""
+        if not self.run["feed_done"] or self.run["finished_at"] is not None:
+            return None
+        if self.counts.done == 0 or self.elapsed_s <= 0:
+            return None
+        return self.counts.open / (self.counts.done / self.elapsed_s)
+
 
 async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> str:
     """The given run, or the most recent one; a user error when there is none."""
@@ -56,8 +68,15 @@ async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> s
 
 
 async def snapshot(
-    conn: psycopg.AsyncConnection, run_id: str, *, activities: int = 20, errors: int = 8
+    conn: psycopg.AsyncConnection,
+    run_id: str,
+    *,
+    activities: int = 20,
+    errors: int = 8,
+    providers: int = 0,
+    timeline: int = 0,
 ) -> RunSnapshot:
+    """The run as of one moment; ``providers`` and ``timeline`` (points) when above 0."""
     async with conn.transaction():
         await access.execute(conn, "read_only_snapshot")
         now = (await access.one(conn, "db_now"))["now"]
@@ -77,4 +96,10 @@ async def snapshot(
             results=await access.all_rows(conn, "results_history", run_id=run_id, limit=30),
             timings=await access.one(conn, "task_timings", run_id=run_id) or {},
             now=now,
+            providers=await access.all_rows(conn, "run_providers", run_id=run_id, limit=providers)
+            if providers
+            else [],
+            timeline=await access.all_rows(conn, "run_timeline", run_id=run_id, points=timeline)
+            if timeline
+            else [],
         )

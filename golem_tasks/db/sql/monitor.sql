@@ -1,36 +1,69 @@
--- Read-only views of a run for `summary`, `show` and `results`.
+-- Read-only views of runs for `runs`, `summary`, `show`, `results`, the dashboard, its
+-- /metrics and `report`.
 
 -- name: list_runs
-SELECT r.id, r.app, r.status, r.stop_reason, r.created_at,
-       (SELECT count(*) FROM tasks.task t WHERE t.run_id = r.id) AS tasks,
-       (SELECT count(*) FROM tasks.task t WHERE t.run_id = r.id AND t.status = 'done') AS done
-FROM tasks.run r ORDER BY r.created_at DESC LIMIT %(limit)s;
+-- The most recent runs with their task counts (one pass over each run's tasks).
+SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
+       r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
+FROM tasks.run r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS tasks,
+           count(*) FILTER (WHERE t.status = 'done') AS done,
+           count(*) FILTER (WHERE t.status = 'failed') AS failed
+    FROM tasks.task t WHERE t.run_id = r.id) AS c
+ORDER BY r.created_at DESC LIMIT %(limit)s;
+
+-- name: list_run
+-- One run as list_runs shows it.
+SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
+       r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
+FROM tasks.run r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS tasks,
+           count(*) FILTER (WHERE t.status = 'done') AS done,
+           count(*) FILTER (WHERE t.status = 'failed') AS failed
+    FROM tasks.task t WHERE t.run_id = r.id) AS c
+WHERE r.id = %(run_id)s;
 
 -- name: run_spend
-SELECT (SELECT coalesce(sum(increment), 0) FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status = 'accepted')
-     + (SELECT coalesce(sum(increment), 0) FROM tasks.invoice
-        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted,
-       (SELECT count(*) FROM tasks.debit_note WHERE run_id = %(run_id)s) AS debit_notes,
-       (SELECT count(*) FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status IN ('refused', 'rejected')) AS refused_notes,
-       (SELECT count(*) FROM tasks.invoice WHERE run_id = %(run_id)s) AS invoices,
-       (SELECT count(*) FROM tasks.invoice
-        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted_invoices,
-       (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations;
+-- What the run accepted and its documents by decision ('refused': decided again when it
+-- comes back, as before 0003; 'rejected': for good): one pass over each table's index.
+SELECT n.accepted + i.accepted AS accepted,
+       n.total AS debit_notes, n.refused + n.rejected AS refused_notes,
+       n.refused AS notes_refused, n.rejected AS notes_rejected,
+       i.total AS invoices, i.total - i.refused - i.rejected AS accepted_invoices,
+       i.refused AS invoices_refused, i.rejected AS invoices_rejected,
+       (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations
+FROM (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
+             count(*) FILTER (WHERE status = 'rejected') AS rejected
+      FROM tasks.debit_note WHERE run_id = %(run_id)s) AS n,
+     (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
+             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
+             count(*) FILTER (WHERE status = 'rejected') AS rejected
+      FROM tasks.invoice WHERE run_id = %(run_id)s) AS i;
 
 -- name: run_market
+-- Market and activity counts; "ready" activities are the ones working.
 SELECT (SELECT count(*) FROM tasks.proposal WHERE run_id = %(run_id)s
         AND issuer = 'provider' AND parent_id IS NULL) AS offers,
        (SELECT count(*) FROM tasks.agreement WHERE run_id = %(run_id)s) AS agreements,
        (SELECT count(*) FROM tasks.agreement
         WHERE run_id = %(run_id)s AND status = 'approved') AS live_agreements,
-       (SELECT count(*) FROM tasks.activity WHERE run_id = %(run_id)s) AS activities,
-       (SELECT count(*) FROM tasks.activity
-        WHERE run_id = %(run_id)s AND status = 'ready') AS working_activities,
-       (SELECT count(*) FROM tasks.activity
-        WHERE run_id = %(run_id)s AND status = 'failed') AS failed_activities,
-       (SELECT count(*) FROM tasks.error WHERE run_id = %(run_id)s) AS errors;
+       act.activities, act.working_activities, act.new_activities, act.deploying_activities,
+       act.stopped_activities, act.failed_activities,
+       (SELECT count(*) FROM tasks.batch WHERE run_id = %(run_id)s) AS batches,
+       (SELECT count(*) FROM tasks.error WHERE run_id = %(run_id)s) AS errors,
+       rh.results_cnt AS reported_results, rh.at AS reported_results_at
+FROM (SELECT count(*) AS activities,
+             count(*) FILTER (WHERE status = 'ready') AS working_activities,
+             count(*) FILTER (WHERE status = 'new') AS new_activities,
+             count(*) FILTER (WHERE status = 'deploying') AS deploying_activities,
+             count(*) FILTER (WHERE status = 'stopped') AS stopped_activities,
+             count(*) FILTER (WHERE status = 'failed') AS failed_activities
+      FROM tasks.activity WHERE run_id = %(run_id)s) AS act
+LEFT JOIN LATERAL (SELECT results_cnt, at FROM tasks.results_history
+                   WHERE run_id = %(run_id)s ORDER BY at DESC LIMIT 1) AS rh ON true;
 
 -- name: run_activities
 -- One row per activity: who provides it, what it did and what it cost.
@@ -51,7 +84,7 @@ ORDER BY (act.status IN ('stopped', 'failed')), act.created_at DESC
 LIMIT %(limit)s;
 
 -- name: recent_errors
-SELECT at, source, kind, message, activity_id FROM tasks.error
+SELECT at, source, kind, message, agreement_id, activity_id, task_id FROM tasks.error
 WHERE run_id = %(run_id)s ORDER BY at DESC, id DESC LIMIT %(limit)s;
 
 -- name: results_history
@@ -74,9 +107,170 @@ LEFT JOIN tasks.agreement ag ON ag.id = act.agreement_id
 WHERE t.run_id = %(run_id)s
 ORDER BY t.position;
 
+-- name: run_providers
+-- One row per provider: what its activities did and what its agreements cost. Costs are
+-- the accepted increments of its debit notes and invoices, so the rows add up to the run's
+-- accepted spend; failures are failed task attempts on its activities.
+WITH per_activity AS (
+    SELECT activity_id,
+           count(*) FILTER (WHERE status = 'done') AS done,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           sum(extract(epoch FROM finished_at - claimed_at)) FILTER (WHERE status = 'done')
+               AS task_s
+    FROM tasks.task WHERE run_id = %(run_id)s AND activity_id IS NOT NULL
+    GROUP BY activity_id
+), attempt_errors AS (
+    SELECT activity_id, count(*) AS failures FROM tasks.error
+    WHERE run_id = %(run_id)s AND kind = 'task' AND activity_id IS NOT NULL
+    GROUP BY activity_id
+), spend AS (
+    SELECT agreement_id, sum(increment) AS glm FROM (
+        SELECT agreement_id, increment FROM tasks.debit_note
+        WHERE run_id = %(run_id)s AND status = 'accepted'
+        UNION ALL
+        SELECT agreement_id, increment FROM tasks.invoice
+        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted
+    GROUP BY agreement_id
+), stops AS (
+    SELECT provider_id, jsonb_object_agg(reason, n) AS stop_reasons FROM (
+        SELECT ag.provider_id, act.stop_reason AS reason, count(*) AS n
+        FROM tasks.activity act JOIN tasks.agreement ag ON ag.id = act.agreement_id
+        WHERE act.run_id = %(run_id)s AND act.stop_reason IS NOT NULL
+        GROUP BY 1, 2) AS r
+    GROUP BY provider_id
+), per_agreement AS (
+    SELECT ag.id, ag.provider_id, ag.provider_name,
+           count(act.id) AS activities,
+           count(act.id) FILTER (WHERE act.status = 'ready') AS working,
+           coalesce(sum(pa.done), 0) AS done,
+           coalesce(sum(pa.failed), 0) AS failed,
+           coalesce(sum(ae.failures), 0) AS failures,
+           coalesce(sum(pa.task_s), 0) AS task_s,
+           max(ag.avoid_reason) AS avoid_reason
+    FROM tasks.agreement ag
+    LEFT JOIN tasks.activity act ON act.agreement_id = ag.id
+    LEFT JOIN per_activity pa ON pa.activity_id = act.id
+    LEFT JOIN attempt_errors ae ON ae.activity_id = act.id
+    WHERE ag.run_id = %(run_id)s AND ag.approved_at IS NOT NULL
+    GROUP BY ag.id
+)
+SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
+       count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
+       sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
+       coalesce(sum(s.glm), 0) AS glm,
+       CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
+       coalesce((SELECT st.stop_reasons FROM stops st WHERE st.provider_id = pa.provider_id),
+                '{}') AS stop_reasons,
+       max(pa.avoid_reason) AS avoid_reason
+FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
+GROUP BY pa.provider_id
+ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
+LIMIT %(limit)s;
+
+-- name: run_timeline
+-- The run's history at %(points)s + 1 points evenly spread from its start to its end (or
+-- now): results so far, activities working, GLM accepted so far. Each table is read once
+-- and its rows counted into steps with width_bucket on epoch seconds (cheap per row).
+WITH span AS (
+    SELECT created_at AS t0,
+           greatest(coalesce(finished_at, now()), created_at + interval '1 second') AS t1,
+           date_part('epoch', created_at) AS e0,
+           date_part('epoch', greatest(coalesce(finished_at, now()),
+                                       created_at + interval '1 second')) AS e1
+    FROM tasks.run WHERE id = %(run_id)s
+), points AS (
+    SELECT i, t0 + (t1 - t0) * i / %(points)s AS at
+    FROM span, generate_series(0, %(points)s) AS i
+), done AS (
+    SELECT least(width_bucket(date_part('epoch', t.finished_at), s.e0, s.e1, %(points)s),
+                 %(points)s) AS i,
+           count(*) AS n
+    FROM tasks.task t, span s
+    WHERE t.run_id = %(run_id)s AND t.status = 'done'
+    GROUP BY 1
+), spend AS (
+    SELECT least(width_bucket(date_part('epoch', a.decided_at), s.e0, s.e1, %(points)s),
+                 %(points)s) AS i,
+           sum(a.increment) AS glm
+    FROM (SELECT decided_at, increment FROM tasks.debit_note
+          WHERE run_id = %(run_id)s AND status = 'accepted'
+          UNION ALL
+          SELECT decided_at, increment FROM tasks.invoice
+          WHERE run_id = %(run_id)s AND status = 'accepted') AS a, span s
+    GROUP BY 1
+), lives AS (
+    -- +1 when an activity became ready, -1 when it stopped: their running sum is the
+    -- number working at each point.
+    SELECT least(width_bucket(date_part('epoch', e.at), s.e0, s.e1, %(points)s),
+                 %(points)s) AS i,
+           sum(e.delta) AS delta
+    FROM (SELECT ready_at AS at, 1 AS delta FROM tasks.activity
+          WHERE run_id = %(run_id)s AND ready_at IS NOT NULL
+          UNION ALL
+          SELECT stopped_at, -1 FROM tasks.activity
+          WHERE run_id = %(run_id)s AND ready_at IS NOT NULL AND stopped_at IS NOT NULL)
+         AS e, span s
+    GROUP BY 1
+)
+SELECT p.at,
+       sum(coalesce(d.n, 0)) OVER (ORDER BY p.i) AS results,
+       sum(coalesce(sp.glm, 0)) OVER (ORDER BY p.i) AS glm,
+       sum(coalesce(l.delta, 0)) OVER (ORDER BY p.i) AS working
+FROM points p
+LEFT JOIN done d ON d.i = p.i
+LEFT JOIN spend sp ON sp.i = p.i
+LEFT JOIN lives l ON l.i = p.i
+ORDER BY p.i;
+
+-- name: metrics_runs
+-- The runs /metrics reports: every live run and the most recent others.
+(SELECT id FROM tasks.run WHERE status IN ('running', 'stopping'))
+UNION
+(SELECT id FROM tasks.run ORDER BY created_at DESC LIMIT %(recent)s);
+
+-- name: metrics_runs_info
+SELECT id, app, status, budget_per_hour, workers FROM tasks.run WHERE id = ANY(%(ids)s::text[]);
+
+-- name: metrics_tasks
+SELECT run_id, status, count(*) AS n FROM tasks.task
+WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
+
+-- name: metrics_activities
+SELECT run_id, status, count(*) AS n FROM tasks.activity
+WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
+
+-- name: metrics_documents
+-- Debit notes and invoices by decision, with the GLM they added when accepted.
+SELECT run_id, 'debit_note' AS kind, status, count(*) AS n, coalesce(sum(increment), 0) AS glm
+FROM tasks.debit_note WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status
+UNION ALL
+SELECT run_id, 'invoice', status, count(*), coalesce(sum(increment), 0)
+FROM tasks.invoice WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
+
+-- name: metrics_results
+SELECT DISTINCT ON (run_id) run_id, results_cnt FROM tasks.results_history
+WHERE run_id = ANY(%(ids)s::text[]) ORDER BY run_id, at DESC;
+
 -- name: read_only_snapshot
 -- Every read of one snapshot sees the same moment of the run.
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
 -- name: db_now
 SELECT now() AS now;
+
+-- name: worker_panel
+-- The live runs, with the activities that the given worker processes (host:pid) drive.
+SELECT r.id AS run_id, r.status,
+       (SELECT count(*) FROM tasks.activity act
+        WHERE act.run_id = r.id AND act.status = 'ready'
+          AND split_part(act.worker, ':', 1) || ':' || split_part(act.worker, ':', 2)
+              = ANY(%(workers)s::text[])) AS mine,
+       (SELECT count(*) FROM tasks.activity act
+        WHERE act.run_id = r.id AND act.status = 'ready') AS working,
+       c.done, c.total
+FROM tasks.run r
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE t.status = 'done') AS done, count(*) AS total
+    FROM tasks.task t WHERE t.run_id = r.id) AS c
+WHERE r.status IN ('running', 'stopping')
+ORDER BY r.created_at;
