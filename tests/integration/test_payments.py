@@ -251,3 +251,57 @@ async def test_a_rejected_invoice_bans_its_provider_although_its_agreement_ended
         ).fetchall()
     assert [row["provider_id"] for row in avoided] == ["p"]
     assert [row["kind"] for row in errors] == ["overcharge"]
+
+
+class SetClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+async def test_a_new_hour_gets_its_allocation_when_the_account_holds_less_than_two_hours(
+    setup: Setup,
+) -> None:
+    """Each run-hour gets an allocation for the whole budget, and the last hour's is kept
+    ten minutes more. With an account holding less than two hours' budget, the new hour's
+    allocation was refused ("Insufficient funds") for as long as the old one was held; and
+    as the supervisor's tick asks for the current allocation before releasing past ones, it
+    failed on every tick for ever: nothing accepted, nothing released. The old hour's
+    allocation is released for the new one (what was decided under it is paid from the
+    current one)."""
+    setup.net.network.payments.balance = Decimal("1.5")
+    clock = SetClock()
+    allocations = Allocations(
+        setup.node,
+        setup.pool,
+        run_id="r1",
+        amount=Decimal(1),
+        network="holesky",
+        driver="erc20",
+        clock=clock,
+    )
+    first = await allocations.current()
+    clock.at += timedelta(hours=1, seconds=1)
+    second = await allocations.current()
+    assert second.id != first.id
+    held = setup.net.network.payments.allocations
+    assert held[first.id].released is not None and held[second.id].released is None
+    async with connection(setup.dsn, autocommit=True) as conn:
+        rows = await (
+            await conn.execute("SELECT id, released_at FROM tasks.allocation ORDER BY created_at")
+        ).fetchall()
+    assert [(r["id"], r["released_at"] is not None) for r in rows] == [
+        (first.id, True),
+        (second.id, False),
+    ]
+    # The tick's next step, and the next hour, still work.
+    await allocations.release_past()
+    clock.at += timedelta(hours=1)
+    assert (await allocations.current()).id not in (first.id, second.id)
