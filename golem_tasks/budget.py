@@ -178,6 +178,10 @@ async def standing(
     *,
     default_interval_s: float,
 ) -> Standing:
-    spent = await ledger.spent_last_hour(conn, run_id, now)
-    found = await exposure(conn, run_id, now, default_interval_s=default_interval_s)
+    # Under the lock decisions take: a document accepted between the two reads would be
+    # missing from the spend yet already shorten its activity's exposure (room not there).
+    async with conn.transaction():
+        await access.execute(conn, "spend_lock", run_id=run_id)
+        spent = await ledger.spent_last_hour(conn, run_id, now)
+        found = await exposure(conn, run_id, now, default_interval_s=default_interval_s)
     return Standing(spent, found, budget)

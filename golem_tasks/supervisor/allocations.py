@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
+from golem_tasks.retry import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,23 @@ class Allocations:
             return self.node.allocation(row["id"])
         anchor = first["start"] if first and first["start"] else now
         period_start = anchor + max(0, int((now - anchor) / HOUR)) * HOUR
-        allocation = await self.node.create_allocation(
-            self.amount, network=self.network, driver=self.driver, autoclose=False
-        )
+        released: set[str] = set()
+        try:
+            allocation = await self._create()
+        except Exception as exc:
+            async with self.pool.connection() as conn:
+                held = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
+            if is_transient(exc) or not held:
+                raise
+            # The account cannot fund a new hour while the past one's allocation is held
+            # ("Insufficient funds"): release it now (what was decided under it is paid
+            # from the current one) rather than fail on every tick.
+            logger.warning(
+                "no allocation for the new hour (%s); releasing %d held before", exc, len(held)
+            )
+            await self._release(held)
+            released = {row["id"] for row in held}
+            allocation = await self._create()
         data = await allocation.get_data()
         async with self.pool.connection() as conn:
             await access.execute(
@@ -71,9 +86,14 @@ class Allocations:
                 period_start=period_start,
             )
         logger.info("allocation %s: %s for the hour from %s", allocation.id, self.amount, now)
-        if row is not None:  # superseded by the new budget
+        if row is not None and row["id"] not in released:  # superseded by the new budget
             await self._release([row])
         return allocation
+
+    async def _create(self) -> Allocation:
+        return await self.node.create_allocation(
+            self.amount, network=self.network, driver=self.driver, autoclose=False
+        )
 
     async def release_past(self) -> None:
         """Release allocations whose hour ended over ten minutes ago."""

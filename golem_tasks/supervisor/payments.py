@@ -368,6 +368,9 @@ class Payments:
             await access.execute(
                 conn, "request_agreement_end", id=agreement_id, reason=message, avoid=True
             )
+            # Also when the agreement has ended already (always so for an invoice), which
+            # the end request leaves alone: its provider is never hired again.
+            await access.execute(conn, "avoid_provider_of", id=agreement_id, reason=message)
             if decision.known:
                 return  # decided before a crash, told to yagna only now: recorded before
             logger.warning("%s", message)

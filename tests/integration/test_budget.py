@@ -3,13 +3,14 @@ from its agreement's terms, its last accepted note and its state."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from golem_tasks import budget
+from golem_tasks import budget, ledger
 from golem_tasks.db.connect import connection
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -135,3 +136,93 @@ def test_terms_of_an_offer() -> None:
     assert budget.Terms.from_properties(bare, 120).per_second == Decimal("0.0011")
     with pytest.raises(ValueError):
         budget.Terms.from_properties({}, 120)
+
+
+async def _waiting_locks(dsn: str) -> int:
+    async with connection(dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+
+async def _until(condition, what: str) -> None:
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_standing_never_mixes_before_and_after_a_decision(run: str) -> None:
+    """The supervisor's tick reads the accepted spend and the activities' exposure while
+    payments are decided. A note accepted between the two reads was missing from the spend
+    but already shortened the exposure: the tick saw room that was not there (0.5 here) and
+    could hire an activity whose documents would then be refused. The standing must see a
+    decision wholly or not at all."""
+    now = at(120)
+    async with connection(run, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO tasks.allocation (id, run_id, amount, platform, period_start)"
+            " VALUES ('alloc-1', 'r1', 4, 'erc20-holesky-tglm', %s)",
+            (T0,),
+        )
+        await agreement(conn, "ag0")
+        await activity(conn, "act0", "ag0")
+        await conn.execute(
+            "INSERT INTO tasks.debit_note (id, run_id, agreement_id, activity_id, "
+            "total_amount_due, increment, status, issued_at, decided_at) "
+            "VALUES ('dn0', 'r1', 'ag0', 'act0', 2.0, 2.0, 'accepted', %s, %s)",
+            (at(100), at(101)),
+        )
+        before = await budget.standing(conn, "r1", now, Decimal(4), default_interval_s=120)
+
+    # Hold the exposure's read back (its first query reads tasks.proposal, a decision does
+    # not) until a debit note has been decided meanwhile.
+    async with connection(run) as blocker:
+        await blocker.execute("LOCK TABLE tasks.proposal IN ACCESS EXCLUSIVE MODE")
+
+        async def tick() -> budget.Standing:
+            async with connection(run, autocommit=True) as conn:
+                return await budget.standing(conn, "r1", now, Decimal(4), default_interval_s=120)
+
+        async def decide() -> ledger.Decision:
+            async with connection(run, autocommit=True) as conn:
+                return await ledger.decide_debit_note(
+                    conn,
+                    run_id="r1",
+                    note_id="dn1",
+                    agreement_id="ag0",
+                    activity_id="act0",
+                    total_amount_due=Decimal("2.5"),
+                    budget=Decimal(4),
+                    now=now,
+                    issued_at=at(115),
+                )
+
+        standing_task = asyncio.create_task(tick())
+        await _until(lambda: _waiting_locks_at_least(run, 1), "the tick to wait")
+        decision_task = asyncio.create_task(decide())
+
+        async def decided_or_waiting() -> bool:
+            return decision_task.done() or await _waiting_locks(run) >= 2
+
+        await _until(decided_or_waiting, "the decision to be made or to wait")
+        await blocker.rollback()
+        standing, decision = await asyncio.gather(standing_task, decision_task)
+
+    assert decision.accepted and decision.increment == Decimal("0.5")
+    async with connection(run, autocommit=True) as conn:
+        after = await budget.standing(conn, "r1", now, Decimal(4), default_interval_s=120)
+    assert (before.spent, after.spent) == (Decimal(2), Decimal("2.5"))
+    assert (standing.spent, standing.exposure.total) in {
+        (before.spent, before.exposure.total),
+        (after.spent, after.exposure.total),
+    }
+
+
+async def _waiting_locks_at_least(dsn: str, count: int) -> bool:
+    return await _waiting_locks(dsn) >= count

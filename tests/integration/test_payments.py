@@ -22,7 +22,7 @@ from golem_tasks.devnet import Devnet
 from golem_tasks.supervisor import payments as payments_module
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.payments import Payments
-from tests.devnet.flows import PAYMENT, Api, activity, agreement
+from tests.devnet.flows import MARKET, PAYMENT, Api, activity, agreement
 from tests.integration.pipeline_support import devnet
 from tests.support.audit import devnet_documents
 
@@ -193,3 +193,115 @@ async def test_a_document_that_keeps_failing_is_given_up_with_a_recorded_error(
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_rejected_invoice_bans_its_provider_although_its_agreement_ended(
+    setup: Setup,
+) -> None:
+    """An invoice comes once its agreement has ended. One that does not fit the budget
+    was overcharged: it is rejected and its provider must not be hired again in the run.
+    The ban went through the agreement-end request, which ignores ended agreements, so the
+    provider of a rejected invoice stayed hireable."""
+    note = await setup.debit_note("paid")
+    agreement_id = note["agreementId"]
+    path = f"{MARKET}/agreements/{agreement_id}/terminate"
+    await setup.api.ok("POST", path, json_body={"message": "done"})
+    async with connection(setup.dsn, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE tasks.agreement SET status = 'terminated', approved_at = now(), "
+            "terminated_at = now() WHERE id = %s",
+            (agreement_id,),
+        )
+    for _ in range(100):
+        invoices = [
+            d
+            for d in await devnet_documents(setup.net)
+            if d["kind"] == "invoices" and d["agreementId"] == agreement_id
+        ]
+        if invoices:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("no invoice")
+    assert Decimal(invoices[0]["amount"]) > 0
+    tiny = Decimal("0.000000001")
+    payments = Payments(
+        setup.node,
+        setup.pool,
+        run_id="r1",
+        run_start=datetime.now(timezone.utc),
+        budget=tiny,
+        allocations=setup.allocations(str(tiny)),
+        clock=SystemClock(),
+    )
+    await payments._handle(setup.node.invoice(invoices[0]["invoiceId"]))
+    got = await setup.api.ok("GET", f"{PAYMENT}/invoices/{invoices[0]['invoiceId']}")
+    assert got["status"] == "REJECTED"
+    async with connection(setup.dsn, autocommit=True) as conn:
+        avoided = await (
+            await conn.execute(
+                "SELECT DISTINCT provider_id FROM tasks.agreement "
+                "WHERE run_id = 'r1' AND avoid_reason IS NOT NULL"
+            )
+        ).fetchall()
+        errors = await (
+            await conn.execute(
+                "SELECT kind FROM tasks.error WHERE agreement_id = %s", (agreement_id,)
+            )
+        ).fetchall()
+    assert [row["provider_id"] for row in avoided] == ["p"]
+    assert [row["kind"] for row in errors] == ["overcharge"]
+
+
+class SetClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+async def test_a_new_hour_gets_its_allocation_when_the_account_holds_less_than_two_hours(
+    setup: Setup,
+) -> None:
+    """Each run-hour gets an allocation for the whole budget, and the last hour's is kept
+    ten minutes more. With an account holding less than two hours' budget, the new hour's
+    allocation was refused ("Insufficient funds") for as long as the old one was held; and
+    as the supervisor's tick asks for the current allocation before releasing past ones, it
+    failed on every tick for ever: nothing accepted, nothing released. The old hour's
+    allocation is released for the new one (what was decided under it is paid from the
+    current one)."""
+    setup.net.network.payments.balance = Decimal("1.5")
+    clock = SetClock()
+    allocations = Allocations(
+        setup.node,
+        setup.pool,
+        run_id="r1",
+        amount=Decimal(1),
+        network="holesky",
+        driver="erc20",
+        clock=clock,
+    )
+    first = await allocations.current()
+    clock.at += timedelta(hours=1, seconds=1)
+    second = await allocations.current()
+    assert second.id != first.id
+    held = setup.net.network.payments.allocations
+    assert held[first.id].released is not None and held[second.id].released is None
+    async with connection(setup.dsn, autocommit=True) as conn:
+        rows = await (
+            await conn.execute("SELECT id, released_at FROM tasks.allocation ORDER BY created_at")
+        ).fetchall()
+    assert [(r["id"], r["released_at"] is not None) for r in rows] == [
+        (first.id, True),
+        (second.id, False),
+    ]
+    # The tick's next step, and the next hour, still work.
+    await allocations.release_past()
+    clock.at += timedelta(hours=1)
+    assert (await allocations.current()).id not in (first.id, second.id)
