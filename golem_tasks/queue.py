@@ -7,6 +7,7 @@ does not import the worker code that runs them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import procrastinate
@@ -28,9 +29,23 @@ WORKER_HEARTBEAT_S = 2.0
 LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
 
 
+#: procrastinate notifies workers on the channel ``procrastinate_queue_v1#<queue>``, and
+#: PostgreSQL refuses channel names over 63 bytes: a longer queue name makes every defer fail.
+MAX_QUEUE_NAME_BYTES = 63 - len("procrastinate_queue_v1#")
+_LOCAL_PREFIX = "golem-tasks-local-"
+
+
 def local_queue(run_id: str) -> str:
-    """The queue of a run whose tasks only its own `golem-tasks run` process can execute."""
-    return f"golem-tasks-local-{run_id}"
+    """The queue of a run whose tasks only its own `golem-tasks run` process can execute.
+
+    Short run ids keep their readable name; a longer one is named by its digest so that
+    the name always fits procrastinate's limit.
+    """
+    name = f"{_LOCAL_PREFIX}{run_id}"
+    if len(name.encode()) <= MAX_QUEUE_NAME_BYTES:
+        return name
+    room = MAX_QUEUE_NAME_BYTES - len(_LOCAL_PREFIX)
+    return _LOCAL_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:room]
 
 
 def _with_search_path(dsn: str) -> str:

@@ -33,13 +33,15 @@ from golem_tasks.db import access
 from golem_tasks.db.connect import connect, open_pool, require_schema
 from golem_tasks.errors import UserError
 from golem_tasks.retry import retrying
+from golem_tasks.runid import check_run_id, new_run_id
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.feeder import Feeder
 from golem_tasks.supervisor.market import Market
-from golem_tasks.supervisor.options import RunOptions, new_run_id
+from golem_tasks.supervisor.options import RunOptions
 from golem_tasks.supervisor.payments import Payments
 from golem_tasks.taskstore import TaskCounts
+from golem_tasks.yagna import check_yagna
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Supervisor:
     ) -> None:
         self.options = options
         self.dsn = dsn
-        self.run_id = options.run_id or new_run_id()
+        self.run_id = new_run_id() if options.run_id is None else check_run_id(options.run_id)
         self.yagna = yagna or YagnaSettings.from_env(
             subnet=options.subnet,
             payment_network=options.payment_network,
@@ -127,8 +129,7 @@ class Supervisor:
         app = self.app or load_app(
             self.options.app, require_execute_task=not self.options.local_only
         )
-        if not self.yagna.app_key:
-            raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+        await check_yagna(self.yagna)  # before anything is written
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
             async with self.pool.connection() as conn:

@@ -1,0 +1,98 @@
+"""Bad input to the run commands: one line that says what is wrong, exit status 2, and
+nothing written (see docs/bad-input.md for the whole table)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from golem_tasks import queue
+from tests.helpers import cli_env, run_cli
+from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows
+from tests.integration.test_cli_errors import assert_one_line_error
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def run_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM tasks.run").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("run_id", "fragment"),
+    [
+        ("", "the run id is empty"),
+        ("   ", "the run id is empty"),
+        ("esc\x1b[2J", "control character ('\\x1b')"),
+        ("line\nbreak", "control character ('\\n')"),
+        ("x" * 101, "101 characters long; at most 100"),
+    ],
+)
+def test_bad_run_ids_are_refused(installed_dsn: str, run_id: str, fragment: str) -> None:
+    assert_refused(installed_dsn, "supervise", run_id, fragment)
+
+
+@pytest.mark.parametrize("command", ["run", "summary", "show", "results"])
+def test_every_command_taking_a_run_id_checks_it(installed_dsn: str, command: str) -> None:
+    assert_refused(installed_dsn, command, "", "the run id is empty")
+
+
+def assert_refused(installed_dsn: str, command: str, run_id: str, fragment: str) -> None:
+    args = [command, APP] if command in ("run", "supervise") else [command]
+    env = cli_env(YAGNA_APPKEY="k", YAGNA_API_URL="http://127.0.0.1:9")
+    result = run_cli(*args, "--run-id", run_id, "--dsn", installed_dsn, env=env)
+    assert_one_line_error(result, fragment)
+    assert run_count(installed_dsn) == 0
+
+
+def test_local_queue_names_fit_procrastinate() -> None:
+    short = queue.local_queue("abc")
+    assert short == "golem-tasks-local-abc"
+    names = {queue.local_queue(f"{'é' * 99}{n}") for n in range(3)}
+    assert len(names) == 3
+    assert all(len(name.encode()) <= queue.MAX_QUEUE_NAME_BYTES for name in names)
+
+
+async def test_long_run_id_runs_to_the_end(installed_dsn: str, tmp_path: Path) -> None:
+    """A 100-character id used to make every job's defer fail: agreements, no work, no end."""
+    run_id = "a-long-descriptive-run-id-" + "x" * 74
+    async with devnet(providers=2, seed=8) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="5")
+        cli = await Cli.start(
+            "run", APP, "--workers", "1", "--run-id", run_id, env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait(120) == 0, cli.output()
+    done = await rows(
+        installed_dsn, "SELECT key FROM tasks.task WHERE run_id = %s AND status = 'done'", run_id
+    )
+    assert len(done) == 5
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("command", [["supervise", APP], ["run", APP], ["worker"]])
+def test_unreachable_yagna_is_one_line(installed_dsn: str, command: list[str]) -> None:
+    env = cli_env(YAGNA_APPKEY="k", YAGNA_API_URL=dead_url())
+    result = run_cli(*command, "--dsn", installed_dsn, env=env, timeout=60)
+    assert_one_line_error(result, "cannot reach yagna at http://127.0.0.1:", "YAGNA_API_URL")
+    assert run_count(installed_dsn) == 0
+
+
+async def test_wrong_app_key_is_one_line(installed_dsn: str) -> None:
+    async with devnet(providers=1, seed=9) as net:
+        env = {**env_for(net, installed_dsn), "YAGNA_APPKEY": "not-the-key"}
+        for command in (["supervise", APP, "--run-id", "wrongkey"], ["worker"]):
+            result = await asyncio.to_thread(run_cli, *command, env=env, timeout=60)
+            assert_one_line_error(result, "refused the app key (401)", "YAGNA_APPKEY")
+    assert run_count(installed_dsn) == 0
