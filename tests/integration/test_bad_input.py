@@ -96,3 +96,52 @@ async def test_wrong_app_key_is_one_line(installed_dsn: str) -> None:
             result = await asyncio.to_thread(run_cli, *command, env=env, timeout=60)
             assert_one_line_error(result, "refused the app key (401)", "YAGNA_APPKEY")
     assert run_count(installed_dsn) == 0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_worker_children_get_no_secret_on_their_command_line(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    secret = "s3cret-pw-on-argv"
+    dsn = f"{installed_dsn} password={secret}"  # the embedded server trusts local users
+    async with devnet(providers=1, seed=10) as net:
+        env = env_for(net, installed_dsn)
+        workers = await Cli.start(
+            "worker", "--processes", "2", "--dsn", dsn, env=env, log=tmp_path / "w.log"
+        )
+        try:
+            for _ in range(150):
+                children = children_of(workers.proc.pid)
+                if len(children) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(children) == 2, workers.output()
+            # The children come up on that DSN: both register as procrastinate workers.
+            for _ in range(300):
+                registered = await rows(
+                    installed_dsn, "SELECT id FROM procrastinate.procrastinate_workers"
+                )
+                if len(registered) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(registered) >= 2, workers.output()
+            for child in children:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+                assert b"worker" in cmdline
+                assert secret.encode() not in cmdline and b"--dsn" not in cmdline
+        finally:
+            await workers.stop()
+        assert workers.proc.returncode == 0, workers.output()
