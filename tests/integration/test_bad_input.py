@@ -112,6 +112,10 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def cmdline_of(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+
+
 async def test_worker_children_get_no_secret_on_their_command_line(
     installed_dsn: str, tmp_path: Path
 ) -> None:
@@ -139,7 +143,7 @@ async def test_worker_children_get_no_secret_on_their_command_line(
                 await asyncio.sleep(0.1)
             assert len(registered) >= 2, workers.output()
             for child in children:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+                cmdline = cmdline_of(child)
                 assert b"worker" in cmdline
                 assert secret.encode() not in cmdline and b"--dsn" not in cmdline
         finally:
