@@ -56,3 +56,38 @@ async def retrying(
             logger.debug("%s failed (%s), retrying (%d/%d)", what, exc, attempt, attempts)
             await asyncio.sleep(delay_s * attempt)
     raise AssertionError("unreachable")
+
+
+#: How long a database that went away may take to come back before the work that needs it
+#: gives up: longer than a PostgreSQL restart or a fail-over.
+DB_PATIENCE_S = 300.0
+
+
+async def patiently(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    patience_s: float = DB_PATIENCE_S,
+    max_delay_s: float = 5.0,
+) -> T:
+    """Await ``call()`` again after transient failures (back-off up to ``max_delay_s``)
+    until it succeeds or ``patience_s`` have passed; one warning when it starts failing,
+    one line when it works again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    delay, failures = 0.25, 0
+    while True:
+        try:
+            result = await call()
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() + delay > deadline:
+                raise
+            failures += 1
+            if failures == 1:
+                logger.warning("%s failed (%s); retrying for up to %gs", what, exc, patience_s)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            continue
+        if failures:
+            logger.warning("%s works again after %d failed tries", what, failures)
+        return result

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import psycopg
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
 from golem_tasks import taskstore
@@ -20,12 +22,13 @@ from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App
 from golem_tasks.db import access
 from golem_tasks.errors import describe
-from golem_tasks.retry import retrying
+from golem_tasks.retry import is_transient, patiently, retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.taskstore import Claim
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 #: One line per stored result (`golem-tasks run` shows them arriving).
 results_log = logging.getLogger("golem_tasks.results")
 
@@ -99,10 +102,13 @@ class ActivityDriver:
             status, reason = "failed", str(exc)
         except ActivityRetired as exc:
             reason = str(exc)
-        except BaseException:
-            # The worker is shutting down, or this job broke (a database blip): leave the
-            # activity to the next job, which takes it over.
-            await asyncio.shield(self._hand_over())
+        except BaseException as exc:
+            # The worker is shutting down, or this job broke: leave the activity to the next
+            # job, which takes it over. A job that broke counts the attempt of the task it
+            # held, so that a task that breaks every job ends failed instead of being
+            # handed from job to job (and agreement to agreement) for ever.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._hand_over(count_attempt=isinstance(exc, Exception)))
             raise
         finally:
             self.ctx.drivers.pop(self.activity.id, None)
@@ -208,9 +214,12 @@ class ActivityDriver:
     async def _work(self) -> None:
         assert self.activity is not None
         failures = 0
+        activity_id = self.activity.id
         while not self._stopped.is_set():
-            async with self.ctx.pool.connection() as conn:
-                claim = await taskstore.claim(conn, self.run_id, self.activity.id, self.ctx.lease_s)
+            claim = await self._db(
+                "claiming a task",
+                lambda conn: taskstore.claim(conn, self.run_id, activity_id, self.ctx.lease_s),
+            )
             if claim is None:
                 if await self._nothing_left():
                     return
@@ -244,10 +253,21 @@ class ActivityDriver:
             ) from None
 
     async def _nothing_left(self) -> bool:
-        async with self.ctx.pool.connection() as conn:
+        async def check(conn: psycopg.AsyncConnection) -> bool:
             run = await access.one(conn, "get_run", run_id=self.run_id)
             pending = await taskstore.pending_count(conn, self.run_id)
-        return bool(run and run["feed_done"]) and pending == 0
+            return bool(run and run["feed_done"]) and pending == 0
+
+        return await self._db("checking for tasks left", check)
+
+    async def _db(self, what: str, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` on a pooled connection, waiting out a database that restarts."""
+
+        async def attempt() -> T:
+            async with self.ctx.pool.connection() as conn:
+                return await work(conn)
+
+        return await patiently(attempt, what=f"activity {self._activity_id}: {what}")
 
     async def _run_task(self, claim: Claim) -> bool:
         """Run one claimed task; store its result or its failure. True on success."""
@@ -280,15 +300,34 @@ class ActivityDriver:
         finally:
             self._current = None
         batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
-        async with self.ctx.pool.connection() as conn:
-            if error is None:
-                if await taskstore.complete(conn, claim, result, batches):
+        if error is None:
+            try:
+                stored = await self._db(
+                    f"storing the result of task {claim.key}",
+                    lambda conn: taskstore.complete(conn, claim, result, batches),
+                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the database stayed away: this job ends, the claim expires
+                # PostgreSQL refused the result: a failed attempt like any other, so that
+                # the task ends failed after its last one instead of wedging the run.
+                error = f"its result could not be stored: {describe(exc)}"
+            else:
+                if stored:
                     results_log.info("task %s: %s", claim.key, _preview(result))
                 return True
-            if self._stopped.is_set():
-                await taskstore.release_activity(conn, activity.id, error, count_attempt=False)
-                return False
-            status = await taskstore.fail(conn, claim, error, batches)
+        if self._stopped.is_set():
+            await self._db(
+                "giving back a stopped task",
+                lambda conn: taskstore.release_activity(
+                    conn, activity.id, error, count_attempt=False
+                ),
+            )
+            return False
+        status = await self._db(
+            f"recording the failure of task {claim.key}",
+            lambda conn: taskstore.fail(conn, claim, error, batches),
+        )
         logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
         return False
 
@@ -318,13 +357,15 @@ class ActivityDriver:
                 )
         logger.info("activity %s %s: %s", self.activity.id, status, reason)
 
-    async def _hand_over(self) -> None:
-        """Shutdown of this worker: give back claims, keep the activity for another worker."""
+    async def _hand_over(self, *, count_attempt: bool = False) -> None:
+        """Give back claims and keep the activity for another worker: on shutdown of this
+        worker (the attempt is given back) or when this job broke (it counts)."""
         if self.activity is None:
             return
+        reason = "its job broke" if count_attempt else "its worker stopped"
         async with self.ctx.pool.connection() as conn:
             await taskstore.release_activity(
-                conn, self.activity.id, "its worker stopped", count_attempt=False
+                conn, self.activity.id, reason, count_attempt=count_attempt
             )
             await access.execute(
                 conn, "release_activity_driver", id=self.activity.id, worker=self.ctx.name

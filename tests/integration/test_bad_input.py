@@ -12,7 +12,7 @@ import pytest
 
 from golem_tasks import queue
 from tests.helpers import cli_env, run_cli
-from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows
+from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value
 from tests.integration.test_cli_errors import assert_one_line_error
 
 pytestmark = pytest.mark.timeout(240)
@@ -149,3 +149,66 @@ async def test_worker_children_get_no_secret_on_their_command_line(
         finally:
             await workers.stop()
         assert workers.proc.returncode == 0, workers.output()
+
+
+REFUSE_RESULT_3 = """
+CREATE FUNCTION tasks.refuse_result_3() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.result = '3'::jsonb THEN RAISE EXCEPTION 'result 3 refused by a test trigger'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_result_3 BEFORE UPDATE ON tasks.task
+    FOR EACH ROW EXECUTE FUNCTION tasks.refuse_result_3();
+"""
+
+
+async def test_results_and_errors_postgresql_refuses_end_as_failed_attempts(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """A NUL in a result or an error text used to crash the job over and over: new
+    agreements hired for ever, no task ever done, the run never ended. Whatever else
+    makes PostgreSQL refuse a result (here a trigger refuses task 3's) fails the attempt."""
+    with psycopg.connect(installed_dsn, autocommit=True) as conn:
+        conn.execute(REFUSE_RESULT_3)
+    async with devnet(providers=4, seed=11) as net:
+        env = env_for(net, installed_dsn)
+        cli = await Cli.start(
+            "run",
+            "tests/apps/nul.py",
+            "--workers",
+            "2",
+            "--run-id",
+            "nul",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait(150) == 1, cli.output()
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result, attempts, error FROM tasks.task WHERE run_id = 'nul' "
+        "ORDER BY position",
+    )
+    assert [(t["key"], t["status"]) for t in tasks] == [
+        ("0", "done"),
+        ("1", "failed"),
+        ("2", "failed"),
+        ("3", "failed"),
+        ("4", "failed"),
+        ("5", "failed"),
+    ]
+    assert tasks[0]["result"] == 0
+    assert tasks[3]["attempts"] == 2 and tasks[3]["error"].startswith(
+        "its result could not be stored: RaiseException: result 3 refused by a test trigger"
+    ), tasks[3]
+    for task in tasks:
+        if task["key"] in ("1", "4"):
+            assert task["attempts"] == 2
+            assert "its result could not be stored" not in task["error"]  # refused up front
+            assert "has a NUL character (\\u0000) in ['stdout']" in task["error"], task
+        elif task["key"] in ("2", "5"):
+            assert task["attempts"] == 2
+            assert task["error"] == f"RuntimeError: program said {task['key']}\\x00 and stopped"
+    agreements = await value(
+        installed_dsn, "SELECT count(*) FROM tasks.agreement WHERE run_id = 'nul'"
+    )
+    assert agreements <= 4
