@@ -22,7 +22,7 @@ from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App
 from golem_tasks.db import access
 from golem_tasks.errors import describe
-from golem_tasks.retry import is_transient, patiently, retrying
+from golem_tasks.retry import is_transient, our_side, patiently, retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.taskstore import Claim
 from workers.context import WorkerContext
@@ -38,6 +38,9 @@ IDLE_POLL_S = 1.0
 FAILURES_IN_A_ROW = 3
 #: How long a failed task's leftover batch may keep the activity busy.
 BUSY_GRACE_S = 30.0
+#: How long our own yagna may fail to answer (restarting, overloaded) before an activity
+#: or a job waiting for it gives up, without blaming the provider.
+OUR_DAEMON_PATIENCE_S = 120.0
 
 
 class ActivityFailed(Exception):
@@ -46,6 +49,11 @@ class ActivityFailed(Exception):
 
 class ActivityRetired(Exception):
     """The activity should not take more tasks, through no fault of its provider."""
+
+
+class OurDaemonDown(Exception):
+    """Our own yagna daemon did not answer for too long: this job ends without blaming
+    the provider, and the supervisor queues the agreement's job again."""
 
 
 async def default_setup(activity: Activity) -> None:
@@ -87,6 +95,9 @@ class ActivityDriver:
             reused = await self._acquire()
         except ActivityFailed as exc:
             await self._give_up_agreement(str(exc))
+            return
+        except OurDaemonDown as exc:
+            logger.warning("agreement %s: %s; its job will be queued again", self.agreement_id, exc)
             return
         if self.activity is None:
             return  # another worker drives it
@@ -132,14 +143,23 @@ class ActivityDriver:
                     await end_activity(
                         conn, activity.id, status="stopped", reason=reason, count_attempt=True
                     )
+        agreement = self.ctx.node.agreement(self.agreement_id)
         try:
-            agreement = self.ctx.node.agreement(self.agreement_id)
-            activity = await retrying(
-                lambda: agreement.create_activity(autoclose=False), what="create activity"
+            activity = await patiently(
+                lambda: retrying(
+                    lambda: agreement.create_activity(autoclose=False), what="create activity"
+                ),
+                what=f"agreement {self.agreement_id}: creating an activity",
+                patience_s=OUR_DAEMON_PATIENCE_S,
+                transient=our_side,
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if our_side(exc):
+                raise OurDaemonDown(
+                    f"our yagna failed to create an activity: {describe(exc)}"
+                ) from exc
             raise ActivityFailed(f"could not create an activity: {describe(exc)}") from exc
         # Recorded even if this job is being cancelled, so that no activity is left unknown.
         await asyncio.shield(self._record_activity(activity))
@@ -204,6 +224,8 @@ class ActivityDriver:
                 raise
             return
         except Exception as exc:
+            if await self._our_daemon_down():
+                raise ActivityRetired(f"our yagna failed during deploy: {describe(exc)}") from exc
             raise ActivityFailed(f"deploy failed: {describe(exc)}") from exc
         finally:
             self._current = None
@@ -229,6 +251,8 @@ class ActivityDriver:
             ok = await self._run_task(claim)
             if self._stopped.is_set():
                 return
+            if ok is None:
+                continue  # our daemon failed, not the task: nothing counts
             failures = 0 if ok else failures + 1
             if not ok:
                 await self._wait_until_idle(claim.timeout_s)
@@ -269,8 +293,40 @@ class ActivityDriver:
 
         return await patiently(attempt, what=f"activity {self._activity_id}: {what}")
 
-    async def _run_task(self, claim: Claim) -> bool:
-        """Run one claimed task; store its result or its failure. True on success."""
+    async def _our_daemon_down(self) -> bool:
+        """Whether our own yagna fails to answer (asked about this activity)."""
+        assert self.activity is not None
+        try:
+            await self.activity.get_state()
+        except Exception as exc:
+            return our_side(exc)
+        return False
+
+    async def _wait_for_our_daemon(self) -> None:
+        """Wait (with back-off) until our yagna answers again; retire the activity, without
+        blaming its provider, if it does not within the patience."""
+        assert self.activity is not None
+        activity = self.activity
+        logger.warning("activity %s: our yagna does not answer; waiting for it", activity.id)
+        try:
+            await patiently(
+                activity.get_state,
+                what=f"activity {activity.id}: asking our yagna",
+                patience_s=OUR_DAEMON_PATIENCE_S,
+                transient=our_side,
+                quiet=True,
+            )
+        except Exception as exc:
+            if our_side(exc):
+                raise ActivityRetired(
+                    f"our yagna did not answer for {OUR_DAEMON_PATIENCE_S:g}s: {describe(exc)}"
+                ) from exc
+            raise
+        logger.warning("activity %s: our yagna answers again", activity.id)
+
+    async def _run_task(self, claim: Claim) -> bool | None:
+        """Run one claimed task; store its result or its failure. True on success, None
+        when our own daemon failed (the attempt is given back)."""
         assert self.activity is not None
         activity = self.activity
         known = len(activity.children)
@@ -324,6 +380,16 @@ class ActivityDriver:
                 ),
             )
             return False
+        if await self._our_daemon_down():
+            # Not the task's fault nor the provider's: give the attempt back and wait.
+            await self._db(
+                "giving back a task our yagna failed",
+                lambda conn: taskstore.release_activity(
+                    conn, activity.id, f"our yagna failed: {error}", count_attempt=False
+                ),
+            )
+            await self._wait_for_our_daemon()
+            return None
         status = await self._db(
             f"recording the failure of task {claim.key}",
             lambda conn: taskstore.fail(conn, claim, error, batches),
