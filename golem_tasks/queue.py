@@ -12,9 +12,11 @@ import logging
 
 import procrastinate
 import psycopg.conninfo
+import psycopg_pool
 from procrastinate.jobs import Status
 
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
+from golem_tasks.retry import DB_PATIENCE_S
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,14 @@ def _with_search_path(dsn: str) -> str:
 def make_app(dsn: str, *, max_pool_size: int = 10) -> procrastinate.App:
     """A procrastinate App on ``dsn`` (not opened)."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=_with_search_path(dsn), min_size=1, max_size=max_pool_size
+        conninfo=_with_search_path(dsn),
+        min_size=1,
+        max_size=max_pool_size,
+        # A database that restarts: dead connections are replaced before use, and a
+        # caller waits for a new one (while the server is away) instead of failing, so
+        # that procrastinate's worker loop and heartbeats ride out the outage.
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        timeout=DB_PATIENCE_S,
     )
     return procrastinate.App(connector=connector)
 

@@ -19,6 +19,7 @@ from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
+from golem_tasks.retry import is_transient
 
 
 class Driver(Protocol):
@@ -77,14 +78,23 @@ class WorkerContext:
         return self._apps[spec]
 
     async def _beat(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self.beat_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("worker heartbeat failed")
+            except Exception as exc:
+                if not is_transient(exc):
+                    logger.exception("worker heartbeat failed")
+                elif not failing:  # the database is away: say so once, keep beating
+                    logger.warning("worker heartbeat failed (%s); retrying", exc)
+                failing = True
+            else:
+                if failing:
+                    logger.warning("worker heartbeat works again")
+                failing = False
 
     async def beat_once(self) -> None:
         """Renew the claims of every driven activity and pass on stop requests."""

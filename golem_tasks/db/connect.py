@@ -50,6 +50,8 @@ async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
         min_size=1,
         max_size=max_size,
         open=False,
+        # A restarted server leaves dead connections in the pool: test each before use.
+        check=AsyncConnectionPool.check_connection,
     )
     try:
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S + 5)

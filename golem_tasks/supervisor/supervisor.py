@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import procrastinate
-import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
 
@@ -28,11 +27,11 @@ from golem_tasks import queue, taskstore
 from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
-from golem_tasks.config import YagnaSettings, describe_dsn
+from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
-from golem_tasks.db.connect import connect, open_pool, require_schema
+from golem_tasks.db.connect import open_pool, require_schema
 from golem_tasks.errors import UserError
-from golem_tasks.retry import retrying
+from golem_tasks.retry import is_transient, retrying
 from golem_tasks.runid import check_run_id, new_run_id
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
@@ -40,6 +39,7 @@ from golem_tasks.supervisor.feeder import Feeder
 from golem_tasks.supervisor.market import Market
 from golem_tasks.supervisor.options import RunOptions
 from golem_tasks.supervisor.payments import Payments
+from golem_tasks.supervisor.runlock import RunLock, SupervisorLost
 from golem_tasks.taskstore import TaskCounts
 from golem_tasks.yagna import check_yagna
 
@@ -51,6 +51,8 @@ PROGRESS_EVERY_S = 5.0
 #: A job for the same agreement that ends this often without progress gives the agreement up.
 MAX_JOB_RESTARTS = 5
 MAX_TERMINATE_ATTEMPTS = 5
+#: After the database came back, claims and worker jobs are not judged dead for this long.
+AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, taskstore.DEFAULT_LEASE_S) + 10.0
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 TERMINATE_TIMEOUT_S = 30.0
@@ -65,12 +67,6 @@ class RunOutcome:
     reason: str | None
     counts: TaskCounts
     exit_code: int
-
-
-class SupervisorLost(UserError):
-    """This supervisor lost its hold on the run; it must stop without touching it."""
-
-    exit_code = 4
 
 
 class Supervisor:
@@ -106,6 +102,7 @@ class Supervisor:
         self._terminate_failures: Counter[str] = Counter()
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
+        self._grace_until = 0.0
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -134,16 +131,13 @@ class Supervisor:
         try:
             async with self.pool.connection() as conn:
                 await require_schema(conn, self.dsn)
-            self.lock_conn = await connect(self.dsn, autocommit=True)
-            async with self.lock_conn:
-                row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
-                if not row or not row["locked"]:
-                    raise UserError(
-                        f"run {self.run_id} is already supervised by another process "
-                        f"(database {describe_dsn(self.dsn)})"
-                    )
+            self.lock = RunLock(self.dsn, self.run_id)
+            await self.lock.acquire()
+            try:
                 await self._start_run(app)
                 return await self._supervise(app)
+            finally:
+                await self.lock.release()
         finally:
             await self.pool.close()
 
@@ -234,10 +228,12 @@ class Supervisor:
                 callables=self.callables,
             )
             await payments.start()
-            background = [
-                asyncio.create_task(payments.run(), name="payments"),
-                asyncio.create_task(self._guard(feeder.run(), "feeding tasks"), name="feeder"),
-            ]
+            self._payments = payments
+            self._duties = {
+                "payments": payments.run,
+                "feeder": lambda: self._guard(feeder.run(), "feeding tasks"),
+            }
+            self._start_duties()
             try:
                 await retrying(allocations.current, what="create allocation")
                 await payments.reconcile()
@@ -248,10 +244,8 @@ class Supervisor:
                 await self._loop(app, market, allocations)
                 return await self._shutdown(market, payments, allocations)
             finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
-                await market.close()
+                await self._stop_duties()
+                await _best_effort("close the market", market.close())
 
     async def _guard(self, work: Awaitable[None], what: str) -> None:
         """A background duty that fails stops the run with the reason."""
@@ -265,12 +259,37 @@ class Supervisor:
             logger.exception("%s failed", what)
             self._set_stop(f"{what} failed: {exc}", "failed", EXIT_ERROR)
 
+    def _start_duties(self) -> None:
+        self._background = [
+            asyncio.create_task(duty(), name=name) for name, duty in self._duties.items()
+        ]
+
+    async def _stop_duties(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
+
+    async def _keep_lock(self) -> None:
+        """Act on the run only while holding its lock. When the lock's connection dropped
+        (the database restarted), stop every duty, take the lock again (waiting for the
+        database), then resume: two supervisors never act on one run at once."""
+        if await self.lock.check():
+            return
+        await self._stop_duties()
+        await self.lock.regain()
+        self._grace_until = asyncio.get_running_loop().time() + AFTER_OUTAGE_GRACE_S
+        self._start_duties()
+        # Documents whose handling the pause cut short are still received on yagna.
+        await _best_effort("reconcile payments", self._payments.reconcile())
+
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         last_results = -RESULTS_EVERY_S
         loop = asyncio.get_running_loop()
         failures = 0
         while not self._stop.is_set():
             try:
+                await self._keep_lock()
                 if await self._tick(market, allocations):
                     break
                 failures = 0
@@ -284,7 +303,10 @@ class Supervisor:
             except Exception as exc:
                 # A passing failure (database or yagna blip) must not end a run of hours.
                 failures += 1
-                logger.exception("supervisor tick failed (%d in a row)", failures)
+                if is_transient(exc):
+                    logger.warning("supervisor tick failed (%d in a row): %s", failures, exc)
+                else:
+                    logger.exception("supervisor tick failed (%d in a row)", failures)
                 with contextlib.suppress(Exception):
                     await self._error("supervisor", "tick", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(min(30.0, TICK_S * 2**failures))
@@ -294,17 +316,22 @@ class Supervisor:
 
     async def _tick(self, market: Market, allocations: Allocations) -> bool:
         """One round of supervision; True when the run has nothing left to do."""
-        await self._check_lock()
+        # Right after the database came back, the workers' claims and heartbeats look
+        # expired because nobody could renew them: give the workers time to renew them
+        # before judging them dead.
+        judge = asyncio.get_running_loop().time() >= self._grace_until
         async with self.pool.connection() as conn:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
-            for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
+            expired = await taskstore.requeue_expired(conn, self.run_id) if judge else []
+            for task_id, status in expired:
                 logger.warning("task %s: claim expired, now %s", task_id, status)
             open_tasks = await taskstore.open_count(conn, self.run_id)
             run = await access.one(conn, "get_run", run_id=self.run_id)
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
         self._revive_payment_collectors()
-        await queue.retry_stalled(self.qapp)
+        if judge:
+            await queue.retry_stalled(self.qapp)
         live = await self._reconcile_agreements(market)
         await self._retire_expiring(live)
         if run["feed_done"] and open_tasks == 0:
@@ -325,14 +352,6 @@ class Supervisor:
         await market.hire(max(want - len(busy), 0), busy, await self._avoided_providers())
         await self._log_progress(len(live), run["feed_done"])
         return False
-
-    async def _check_lock(self) -> None:
-        """The run's lock lives on one connection: if it dropped, another supervisor could
-        have taken the run, so this one must stop at once (without ending anything)."""
-        try:
-            await access.one(self.lock_conn, "ping")
-        except psycopg.Error as exc:
-            raise SupervisorLost(f"lost the run's lock connection: {exc}") from exc
 
     async def _retire_expiring(self, live: list[dict[str, Any]]) -> None:
         """Stop activities shortly before their agreement expires: a provider that ends an
