@@ -12,7 +12,6 @@ import logging
 
 import procrastinate
 import psycopg.conninfo
-import psycopg_pool
 from procrastinate.jobs import Status
 
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
@@ -63,10 +62,9 @@ def make_app(dsn: str, *, max_pool_size: int = 10) -> procrastinate.App:
         conninfo=_with_search_path(dsn),
         min_size=1,
         max_size=max_pool_size,
-        # A database that restarts: dead connections are replaced before use, and a
-        # caller waits for a new one (while the server is away) instead of failing, so
-        # that procrastinate's worker loop and heartbeats ride out the outage.
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        # A database that restarts: procrastinate replaces dead connections before use;
+        # with this a caller also waits for a new one (while the server is away) instead
+        # of failing, so that the worker loop and its heartbeats ride out the outage.
         timeout=DB_PATIENCE_S,
     )
     return procrastinate.App(connector=connector)

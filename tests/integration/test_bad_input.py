@@ -10,7 +10,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from golem_tasks import queue
 from tests.helpers import cli_env, run_cli
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value
 from tests.integration.test_cli_errors import assert_one_line_error
@@ -24,38 +23,22 @@ def run_count(dsn: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("run_id", "fragment"),
+    ("command", "run_id", "fragment"),
     [
-        ("", "the run id is empty"),
-        ("   ", "the run id is empty"),
-        ("esc\x1b[2J", "control character ('\\x1b')"),
-        ("line\nbreak", "control character ('\\n')"),
-        ("x" * 101, "101 characters long; at most 100"),
+        ("supervise", "esc\x1b[2J", "control character ('\\x1b')"),
+        ("run", "", "the run id is empty"),
+        ("summary", "x" * 101, "101 characters long; at most 100"),
     ],
 )
-def test_bad_run_ids_are_refused(installed_dsn: str, run_id: str, fragment: str) -> None:
-    assert_refused(installed_dsn, "supervise", run_id, fragment)
-
-
-@pytest.mark.parametrize("command", ["run", "summary", "show", "results"])
-def test_every_command_taking_a_run_id_checks_it(installed_dsn: str, command: str) -> None:
-    assert_refused(installed_dsn, command, "", "the run id is empty")
-
-
-def assert_refused(installed_dsn: str, command: str, run_id: str, fragment: str) -> None:
+def test_bad_run_ids_are_refused(
+    installed_dsn: str, command: str, run_id: str, fragment: str
+) -> None:
+    """Each command taking --run-id checks it (the rules: tests/unit/test_runid.py)."""
     args = [command, APP] if command in ("run", "supervise") else [command]
     env = cli_env(YAGNA_APPKEY="k", YAGNA_API_URL="http://127.0.0.1:9")
     result = run_cli(*args, "--run-id", run_id, "--dsn", installed_dsn, env=env)
     assert_one_line_error(result, fragment)
     assert run_count(installed_dsn) == 0
-
-
-def test_local_queue_names_fit_procrastinate() -> None:
-    short = queue.local_queue("abc")
-    assert short == "golem-tasks-local-abc"
-    names = {queue.local_queue(f"{'é' * 99}{n}") for n in range(3)}
-    assert len(names) == 3
-    assert all(len(name.encode()) <= queue.MAX_QUEUE_NAME_BYTES for name in names)
 
 
 async def test_long_run_id_runs_to_the_end(installed_dsn: str, tmp_path: Path) -> None:
@@ -81,7 +64,7 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("command", [["supervise", APP], ["run", APP], ["worker"]])
+@pytest.mark.parametrize("command", [["supervise", APP], ["worker"]])
 def test_unreachable_yagna_is_one_line(installed_dsn: str, command: list[str]) -> None:
     env = cli_env(YAGNA_APPKEY="k", YAGNA_API_URL=dead_url())
     result = run_cli(*command, "--dsn", installed_dsn, env=env, timeout=60)
@@ -92,9 +75,9 @@ def test_unreachable_yagna_is_one_line(installed_dsn: str, command: list[str]) -
 async def test_wrong_app_key_is_one_line(installed_dsn: str) -> None:
     async with devnet(providers=1, seed=9) as net:
         env = {**env_for(net, installed_dsn), "YAGNA_APPKEY": "not-the-key"}
-        for command in (["supervise", APP, "--run-id", "wrongkey"], ["worker"]):
-            result = await asyncio.to_thread(run_cli, *command, env=env, timeout=60)
-            assert_one_line_error(result, "refused the app key (401)", "YAGNA_APPKEY")
+        command = ["supervise", APP, "--run-id", "wrongkey"]
+        result = await asyncio.to_thread(run_cli, *command, env=env, timeout=60)
+        assert_one_line_error(result, "refused the app key (401)", "YAGNA_APPKEY")
     assert run_count(installed_dsn) == 0
 
 
