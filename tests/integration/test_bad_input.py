@@ -72,6 +72,13 @@ def test_unreachable_yagna_is_one_line(installed_dsn: str, command: list[str]) -
     assert run_count(installed_dsn) == 0
 
 
+def test_missing_app_key_is_one_line(installed_dsn: str) -> None:
+    env = cli_env(YAGNA_APPKEY="", YAGNA_API_URL=dead_url())
+    result = run_cli("supervise", APP, "--dsn", installed_dsn, env=env, timeout=60)
+    assert_one_line_error(result, "YAGNA_APPKEY is not set")
+    assert run_count(installed_dsn) == 0
+
+
 async def test_wrong_app_key_is_one_line(installed_dsn: str) -> None:
     async with devnet(providers=1, seed=9) as net:
         env = {**env_for(net, installed_dsn), "YAGNA_APPKEY": "not-the-key"}

@@ -23,7 +23,7 @@ async def test_a_worker_whose_yagna_fails_for_a_while_bans_nobody(
         proxy = YagnaProxy(target.hostname or "127.0.0.1", target.port or 80)
         await proxy.start()
         try:
-            env = env_for(net, installed_dsn, MULTIPLY_TASKS="30", MULTIPLY_SLEEP="0.3")
+            env = env_for(net, installed_dsn, MULTIPLY_TASKS="20", MULTIPLY_SLEEP="0.5")
             worker = await Cli.start(
                 "worker",
                 "--concurrency",
@@ -49,9 +49,9 @@ async def test_a_worker_whose_yagna_fails_for_a_while_bans_nobody(
                     120,
                 )
                 await proxy.set_mode("refuse")
-                await asyncio.sleep(12)
-                await proxy.set_mode("401")
                 await asyncio.sleep(8)
+                await proxy.set_mode("401")
+                await asyncio.sleep(5)
                 await proxy.set_mode("pass")
                 assert await sup.wait(180) == 0, sup.output()
             finally:
@@ -64,7 +64,7 @@ async def test_a_worker_whose_yagna_fails_for_a_while_bans_nobody(
         "SELECT key, status, result FROM tasks.task WHERE run_id = 'ours' ORDER BY position",
     )
     assert [(t["key"], t["status"], t["result"]) for t in tasks] == [
-        (str(n), "done", n * 7) for n in range(30)
+        (str(n), "done", n * 7) for n in range(20)
     ]
     failed = await rows(
         installed_dsn,
