@@ -14,6 +14,7 @@ import procrastinate
 import psycopg.conninfo
 from procrastinate.jobs import Status
 
+from golem_tasks.db.connect import RestartTolerantPool
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
 from golem_tasks.retry import DB_PATIENCE_S
 
@@ -66,6 +67,7 @@ def make_app(dsn: str, *, max_pool_size: int = 10) -> procrastinate.App:
         # with this a caller also waits for a new one (while the server is away) instead
         # of failing, so that the worker loop and its heartbeats ride out the outage.
         timeout=DB_PATIENCE_S,
+        pool_factory=RestartTolerantPool,
     )
     return procrastinate.App(connector=connector)
 
