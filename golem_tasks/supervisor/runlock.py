@@ -22,6 +22,10 @@ from golem_tasks.retry import DB_PATIENCE_S
 
 logger = logging.getLogger(__name__)
 
+#: A lock connection that does not answer a ping this fast is treated as dropped (the
+#: server may be freeing the lock of an unreachable client).
+PING_TIMEOUT_S = 6.0
+
 
 class SupervisorLost(UserError):
     """This supervisor lost its hold on the run; it must stop without touching it."""
@@ -54,9 +58,12 @@ class RunLock:
         if self._conn is None:
             return False
         try:
-            await access.one(self._conn, "ping")
-        except psycopg.Error as exc:
-            logger.warning("run %s: the lock's database connection dropped: %s", self.run_id, exc)
+            await asyncio.wait_for(access.one(self._conn, "ping"), PING_TIMEOUT_S)
+        except (psycopg.Error, asyncio.TimeoutError) as exc:
+            reason = str(exc) or f"no answer in {PING_TIMEOUT_S:g}s"
+            logger.warning(
+                "run %s: the lock's database connection dropped: %s", self.run_id, reason
+            )
             await self._drop()
             return False
         return True
