@@ -50,6 +50,8 @@ RESULTS_EVERY_S = 10.0
 PROGRESS_EVERY_S = 5.0
 #: A job for the same agreement that ends this often without progress gives the agreement up.
 MAX_JOB_RESTARTS = 5
+#: This many agreements given up that way in a row, with no task ending, fail the run.
+MAX_FUTILE_AGREEMENTS = 3
 MAX_TERMINATE_ATTEMPTS = 5
 #: After the database came back, claims and worker jobs are not judged dead for this long.
 AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, taskstore.DEFAULT_LEASE_S) + 10.0
@@ -103,6 +105,8 @@ class Supervisor:
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
         self._grace_until = 0.0
+        #: (agreements given up in a row with no task ending, tasks ended then)
+        self._futile: tuple[int, int] | None = None
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -474,10 +478,29 @@ class Supervisor:
                 self._job_restarts[agreement_id] += 1
                 if self._job_restarts[agreement_id] > MAX_JOB_RESTARTS:
                     await self._terminate(agreement_id, "no worker could drive its activity")
+                    await self._count_futile_agreement()
                     continue
             await self._dispatch(agreement_id)
             live.append(row)
         return live
+
+    async def _count_futile_agreement(self) -> None:
+        """Jobs that keep breaking without any task ending would hire agreement after
+        agreement for ever: after a few in a row with no progress, the run fails."""
+        async with self.pool.connection() as conn:
+            counts = await taskstore.counts(conn, self.run_id)
+        ended = counts.done + counts.failed
+        if self._futile is None or self._futile[1] != ended:
+            self._futile = (1, ended)
+        else:
+            self._futile = (self._futile[0] + 1, ended)
+        if self._futile[0] >= MAX_FUTILE_AGREEMENTS:
+            reason = (
+                f"{self._futile[0]} agreements in a row ended with their jobs failing and no "
+                "task ending: see golem-tasks show for the errors"
+            )
+            await self._error("supervisor", "jobs", reason)
+            self._set_stop(reason, "failed", EXIT_ERROR)
 
     async def _settle_pending(self, row: dict[str, Any]) -> bool:
         """A pending agreement left by a crash: approved by now, or given up."""
