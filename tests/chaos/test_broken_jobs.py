@@ -11,7 +11,6 @@ import pytest
 
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows
 
-
 REFUSE_CLAIMS = """
 CREATE FUNCTION tasks.refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
