@@ -251,8 +251,9 @@ class ActivityDriver:
             ok = await self._run_task(claim)
             if self._stopped.is_set():
                 return
-            if ok is None:
-                continue  # our daemon failed, not the task: nothing counts
+            if ok is None:  # our daemon failed, not the task: nothing counts
+                await self._wait_until_idle(claim.timeout_s)
+                continue
             failures = 0 if ok else failures + 1
             if not ok:
                 await self._wait_until_idle(claim.timeout_s)
