@@ -22,7 +22,7 @@ from golem.resources import Demand, DemandBuilder, Proposal
 from golem.resources.proposal.exceptions import ProposalRejected
 from psycopg_pool import AsyncConnectionPool
 
-from golem_tasks import images, pricing
+from golem_tasks import budget, images, pricing
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
 from golem_tasks.pricing import PriceLimits
@@ -58,6 +58,8 @@ class Offer:
     provider_id: str
     provider_name: str | None
     price: pricing.LinearPrice
+    #: The most its first activity can charge before its first debit note is judged.
+    reserve: Decimal = Decimal(0)
 
     @property
     def score(self) -> Decimal:
@@ -91,6 +93,7 @@ class Market:
         self.limits = limits
         self.demand_ttl = timedelta(seconds=demand_ttl_s)
         self.agreement_lifetime = timedelta(seconds=agreement_lifetime_s)
+        self.debit_note_interval_s = debit_note_interval_s
         self.payment_terms = {
             PROP_DEBIT_NOTE_INTERVAL: debit_note_interval_s,
             PROP_PAYMENT_TIMEOUT: payment_timeout_s,
@@ -99,6 +102,10 @@ class Market:
         self.on_agreement = on_agreement
         self.offers: dict[str, Offer] = {}
         self.negotiating: set[str] = set()
+        #: What each negotiation in flight may cost before its first debit note is judged.
+        self._reserved: dict[str, Decimal] = {}
+        #: The last hire found offers that the budget could not carry, and hired none.
+        self.priced_out = False
         self._demand: Demand | None = None
         self._demand_expires: datetime | None = None
         self._terms: Terms | None = None
@@ -204,7 +211,12 @@ class Market:
         if price is None or reason is not None:
             logger.debug("offer from %s refused: %s", name or provider_id, reason)
             return
-        self.offers[provider_id] = Offer(proposal, provider_id, name, price)
+        # The interval we ask for (the provider may only raise it to its own minimum).
+        terms = budget.Terms.from_properties(
+            {**properties, budget.DEBIT_NOTE_INTERVAL: self.debit_note_interval_s},
+            self.debit_note_interval_s,
+        )
+        self.offers[provider_id] = Offer(proposal, provider_id, name, price, terms.new_activity())
 
     async def _record_proposal(
         self,
@@ -255,14 +267,24 @@ class Market:
             return last is None or (now - last).total_seconds() >= RESUBSCRIBE_AFTER_FAILURE_S
         return now >= self._demand_expires - self.demand_ttl / 10
 
-    async def hire(self, count: int, busy: set[str], banned: set[str]) -> int:
+    @property
+    def reserved(self) -> Decimal:
+        """What the negotiations in flight may cost before their first debit note."""
+        return sum(self._reserved.values(), Decimal(0))
+
+    async def hire(
+        self, count: int, busy: set[str], banned: set[str], room: Decimal | None = None
+    ) -> int:
         """Start up to ``count`` negotiations with the cheapest offers; return how many.
 
         Also keeps the demand alive: renewed before it expires, republished when golem-core
         stopped collecting its offers. ``busy`` providers already work for this run;
-        ``banned`` ones are not hired again.
+        ``banned`` ones are not hired again. With ``room``, only offers whose first
+        activity can charge no more than it (together) are taken (the prospective budget);
+        ``priced_out`` then says whether the budget kept every usable offer out.
         """
         now = self.clock.now()
+        self.priced_out = False
         if self._demand_due(now):
             await self.subscribe()
         for provider_id in banned & self.offers.keys():
@@ -270,7 +292,7 @@ class Market:
         if count <= 0:
             self._starved_since = None
             return 0
-        room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
+        slots = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
         usable = sorted(
             (
                 offer
@@ -279,15 +301,32 @@ class Market:
             ),
             key=lambda offer: offer.score,
         )
-        for offer in usable[: max(room, 0)]:
+        chosen: list[Offer] = []
+        left = room
+        for offer in usable:
+            if len(chosen) >= slots:
+                break
+            if left is not None:
+                if offer.reserve > left:
+                    continue
+                left -= offer.reserve
+            chosen.append(offer)
+        for offer in chosen:
             del self.offers[offer.provider_id]
             self.negotiating.add(offer.provider_id)
+            self._reserved[offer.provider_id] = offer.reserve
             task = asyncio.create_task(self._negotiate(offer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if usable and not chosen and slots > 0:
+            self.priced_out = True
+            logger.debug(
+                "budget: %d offers, none fits the %s left", len(usable), room and room.normalize()
+            )
+            return 0
         if usable:
             self._starved_since = None
-            return min(len(usable), max(room, 0))
+            return len(chosen)
         # Nobody to hire: meet providers whose offers we used up, and say so when it lasts.
         self._starved_since = self._starved_since or now
         waited = (now - self._starved_since).total_seconds()
@@ -356,6 +395,7 @@ class Market:
             logger.warning("negotiation with %s failed: %s", name, exc)
         finally:
             self.negotiating.discard(offer.provider_id)
+            self._reserved.pop(offer.provider_id, None)
 
 
 async def _first_response(proposal: Proposal) -> Proposal:
