@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows
+from tests.support.audit import audit_run
 
 REFUSE_CLAIMS = """
 CREATE FUNCTION tasks.refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -37,6 +38,7 @@ async def test_jobs_that_keep_breaking_without_progress_end_the_run(
             "run", APP, "--workers", "1", "--run-id", "broken", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait(180) == 4, cli.output()
+        await audit_run(net, installed_dsn, "broken")
     assert "3 agreements in a row ended with their jobs failing" in cli.output()
     run = await rows(installed_dsn, "SELECT status, stop_reason FROM tasks.run")
     assert run[0]["status"] == "failed"

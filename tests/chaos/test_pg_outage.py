@@ -26,10 +26,10 @@ from tests.integration.pipeline_support import (
     devnet,
     env_for,
     rows,
-    unpaid_documents,
     value,
     wait_for,
 )
+from tests.support.audit import audit_run
 
 RUN = "outage"
 
@@ -95,10 +95,15 @@ async def outage_run(tmp_path: Path, *, tasks: int, outage_s: float) -> dict[str
                 await sup.stop()
                 for worker in workers:
                     await worker.stop()
-            unpaid = await unpaid_documents(net)
-        assert unpaid == []
+            books = await audit_run(net, dsn, RUN)
         figures = await audit(dsn, tasks, budget)
-        figures.update(outage_s=round(outage, 1), wall_s=round(wall, 1))
+        figures.update(
+            network_spent=books.network_spent,
+            debit_notes=books.debit_notes,
+            invoices=books.invoices,
+            outage_s=round(outage, 1),
+            wall_s=round(wall, 1),
+        )
         print(f"PostgreSQL outage figures: {figures}")
         return figures
     finally:

@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import cli_env, run_cli
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value
 from tests.integration.test_cli_errors import assert_one_line_error
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,6 +51,7 @@ async def test_long_run_id_runs_to_the_end(installed_dsn: str, tmp_path: Path) -
             "run", APP, "--workers", "1", "--run-id", run_id, env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait(120) == 0, cli.output()
+        await audit_run(net, installed_dsn, run_id)
     done = await rows(
         installed_dsn, "SELECT key FROM tasks.task WHERE run_id = %s AND status = 'done'", run_id
     )
@@ -173,6 +175,7 @@ async def test_results_and_errors_postgresql_refuses_end_as_failed_attempts(
             log=tmp_path / "run.log",
         )
         assert await cli.wait(150) == 1, cli.output()
+        await audit_run(net, installed_dsn, "nul")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, attempts, error FROM tasks.task WHERE run_id = 'nul' "

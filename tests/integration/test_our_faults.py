@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, rows, value, wait_for
+from tests.support.audit import audit_run
 from tests.support.yagna_proxy import YagnaProxy
 
 pytestmark = pytest.mark.timeout(300)
@@ -59,6 +60,7 @@ async def test_a_worker_whose_yagna_fails_for_a_while_bans_nobody(
                 await worker.stop()
         finally:
             await proxy.close()
+        await audit_run(net, installed_dsn, "ours")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result FROM tasks.task WHERE run_id = 'ours' ORDER BY position",
