@@ -178,6 +178,49 @@ class Payments:
             }
         ]
 
+    def status(self) -> dict[str, Any]:
+        """The account as ``yagna payment status --json`` shows it (yagna's StatusResult).
+
+        ``requested`` is what providers asked for per agreement (its invoice, else its
+        activities' latest debit notes), ``accepted`` what was accepted; the devnet pays
+        at once, so ``confirmed`` equals ``accepted``. Gas is a fixed 1 (t)ETH."""
+        requested: dict[str, Decimal] = {}
+        latest: dict[tuple[str, str], Decimal] = {}
+        for note in self.debit_notes.values():
+            key = (note.agreement_id, note.activity_id)
+            latest[key] = max(latest.get(key, Decimal(0)), note.amount)
+        for (agreement_id, _), amount in latest.items():
+            requested[agreement_id] = requested.get(agreement_id, Decimal(0)) + amount
+        for invoice in self.invoices.values():
+            requested[invoice.agreement_id] = invoice.amount
+        accepted = {a: v for a, v in self._accepted_agreement.items() if v > 0}
+        reserved = sum(
+            (a.remaining for a in self.allocations.values() if not a.released), Decimal(0)
+        )
+
+        def stat(amounts: dict[str, Decimal]) -> dict[str, Any]:
+            total = sum(amounts.values(), Decimal(0))
+            return {"totalAmount": amount_text(total), "agreementsCount": len(amounts)}
+
+        nothing = stat({})
+        short, long = self.platform.gas_currency
+        return {
+            "amount": amount_text(self.balance),
+            "reserved": amount_text(reserved),
+            "outgoing": {
+                "requested": stat(requested),
+                "accepted": stat(accepted),
+                "confirmed": stat(accepted),
+            },
+            "incoming": {"requested": nothing, "accepted": nothing, "confirmed": nothing},
+            "driver": self.platform.driver,
+            "network": self.platform.network,
+            "token": self.platform.token,
+            "gas": {"currency_short_name": short, "currency_long_name": long, "balance": "1"},
+            "block_number": 0,
+            "block_datetime": isoformat(self.clock.now()),
+        }
+
     # ------------------------------------------------------------------ allocations
     def create_allocation(self, body: Mapping[str, Any]) -> Allocation:
         total = parse_amount(body.get("totalAmount"), "totalAmount")
