@@ -47,6 +47,13 @@ class ActivityFailed(Exception):
     """The activity cannot go on; the message is its stop reason."""
 
 
+class FollowUpError(Exception):
+    """The app's on_result hook failed or returned something that cannot be stored."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ActivityRetired(Exception):
     """The activity should not take more tasks, through no fault of its provider."""
 
@@ -278,10 +285,16 @@ class ActivityDriver:
             ) from None
 
     async def _nothing_left(self) -> bool:
+        """All fed and nothing pending; with follow-ups, also nothing running that could
+        still add tasks (so activities are not ended just before a result adds work)."""
+
         async def check(conn: psycopg.AsyncConnection) -> bool:
             run = await access.one(conn, "get_run", run_id=self.run_id)
-            pending = await taskstore.pending_count(conn, self.run_id)
-            return bool(run and run["feed_done"]) and pending == 0
+            if self.app.on_result is not None:
+                left = await taskstore.open_count(conn, self.run_id)
+            else:
+                left = await taskstore.pending_count(conn, self.run_id)
+            return bool(run and run["feed_done"]) and left == 0
 
         return await self._db("checking for tasks left", check)
 
@@ -343,9 +356,11 @@ class ActivityDriver:
         self._current = asyncio.ensure_future(asyncio.wait_for(work, claim.timeout_s))
         error: str | None = None
         result: Any = None
+        follow_ups: list[Any] = []
         try:
             result = await self._current
             taskstore.check_json(result, "the result of execute_task")
+            follow_ups = await self._follow_ups(claim, result)
         except asyncio.CancelledError:
             if not self._stopped.is_set():
                 raise  # the worker itself is being cancelled
@@ -361,7 +376,7 @@ class ActivityDriver:
             try:
                 stored = await self._db(
                     f"storing the result of task {claim.key}",
-                    lambda conn: taskstore.complete(conn, claim, result, batches),
+                    lambda conn: taskstore.complete(conn, claim, result, batches, follow_ups),
                 )
             except Exception as exc:
                 if is_transient(exc):
@@ -372,6 +387,8 @@ class ActivityDriver:
             else:
                 if stored:
                     results_log.info("task %s: %s", claim.key, _preview(result))
+                    if follow_ups:
+                        logger.info("task %s added %d follow-up tasks", claim.key, len(follow_ups))
                 return True
         if self._stopped.is_set():
             await self._db(
@@ -397,6 +414,18 @@ class ActivityDriver:
         )
         logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
         return False
+
+    async def _follow_ups(self, claim: Claim, result: Any) -> list[Any]:
+        """The app's follow-up tasks for this result; an app error fails the attempt."""
+        try:
+            follow_ups = await self.app.follow_ups(self.run_id, claim.key, claim.data, result)
+            for index, data in enumerate(follow_ups):
+                taskstore.check_json(data, f"follow-up #{index} from on_result")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise FollowUpError(f"on_result failed: {describe(exc)}") from exc
+        return follow_ups
 
     # -- endings ------------------------------------------------------------------------
 
