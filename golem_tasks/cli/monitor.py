@@ -10,14 +10,16 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from golem_tasks.cli.options import dsn_option
+from golem_tasks.cli.options import checked_run_id, dsn_option
 from golem_tasks.db import access
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
 from golem_tasks.monitor import export, render
 from golem_tasks.monitor.snapshot import RunSnapshot, resolve_run_id, snapshot
 
-run_id_option = click.option("--run-id", help="The run (default: the most recent one).")
+run_id_option = click.option(
+    "--run-id", callback=checked_run_id, help="The run (default: the most recent one)."
+)
 
 
 async def _snapshot(dsn: str, run_id: str | None, **limits: int) -> RunSnapshot:

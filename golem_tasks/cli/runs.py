@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from golem_tasks.appmodule import load_app
-from golem_tasks.cli.options import dsn_option
+from golem_tasks.cli.options import checked_run_id, dsn_option
 from golem_tasks.config import YagnaSettings, parse_budget
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
@@ -24,6 +24,7 @@ from golem_tasks.pricing import PriceLimits
 from golem_tasks.runner import Runner
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
 from golem_tasks.supervisor.supervisor import SupervisorLost
+from golem_tasks.yagna import check_yagna
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ def run_options(func: F) -> F:
             show_default=True,
             help="Activities that should be working at once.",
         ),
-        click.option("--run-id", help="Resume this run (a new id starts a new run)."),
+        click.option(
+            "--run-id",
+            callback=checked_run_id,
+            help="Resume this run (a new id starts a new run).",
+        ),
         dsn_option,
         click.option(
             "--budget",
@@ -221,6 +226,7 @@ def supervise(standby: bool, **params: Any) -> None:
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
     supervisor = Supervisor(options, dsn)
+    asyncio.run(check_yagna(supervisor.yagna))
     click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
     outcome = run_until_signalled(supervisor.main, supervisor.request_stop)
     report(outcome, dsn)
@@ -255,21 +261,24 @@ def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str,
 
     resolved = resolve_dsn(dsn).dsn
     _check_schema(resolved)
-    if not YagnaSettings.from_env().app_key:
-        raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+    asyncio.run(check_yagna(YagnaSettings.from_env()))
     if processes > 1:
         sys.exit(_spawn_workers(resolved, concurrency, processes, queues))
     asyncio.run(run_worker(resolved, queues=queues, concurrency=concurrency))
 
 
 def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str, ...]) -> int:
-    """One worker per process; a stop signal to this one is passed on to them all."""
-    args = [sys.executable, "-m", "golem_tasks", "worker", "--dsn", dsn]
-    args += ["--concurrency", str(concurrency)]
+    """One worker per process; a stop signal to this one is passed on to them all.
+
+    The DSN (which may hold a password) goes to the children in their environment, never
+    on their command lines, which any user of the host can read.
+    """
+    args = [sys.executable, "-m", "golem_tasks", "worker", "--concurrency", str(concurrency)]
     for name in queues:
         args += ["--queue", name]
+    env = {**os.environ, "GOLEM_TASKS_DSN": dsn}
     # Own sessions: a terminal's Ctrl+C reaches this process only, which passes it on once.
-    children = [subprocess.Popen(args, start_new_session=True) for _ in range(processes)]
+    children = [subprocess.Popen(args, env=env, start_new_session=True) for _ in range(processes)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -296,6 +305,8 @@ def run(devnet_providers: int | None, **params: Any) -> None:
     load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
+    if devnet_providers is None:
+        asyncio.run(check_yagna(YagnaSettings.from_env()))
     runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
     outcome = run_until_signalled(runner.main, runner.stop)
     report(outcome, dsn)
