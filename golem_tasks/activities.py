@@ -6,6 +6,7 @@ import psycopg
 
 from golem_tasks import taskstore
 from golem_tasks.db import access
+from golem_tasks.errors import storable
 
 
 async def end_activity(
@@ -25,4 +26,6 @@ async def end_activity(
         await taskstore.release_activity(
             conn, activity_id, f"activity ended: {reason}", count_attempt=count_attempt
         )
-        await access.execute(conn, "end_activity", id=activity_id, status=status, reason=reason)
+        await access.execute(
+            conn, "end_activity", id=activity_id, status=status, reason=storable(reason)
+        )

@@ -9,7 +9,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: text columns refuse NUL, so it is spelled out."""
+    return text.replace("\x00", "\\x00")
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message`` on one line, for stored reasons and one-line errors."""
-    text = " ".join(str(exc).split())
+    text = storable(" ".join(str(exc).split()))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

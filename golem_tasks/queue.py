@@ -15,7 +15,9 @@ import psycopg.conninfo
 from procrastinate.jobs import Status
 
 from golem_tasks.config import with_tcp_liveness
+from golem_tasks.db.connect import RestartTolerantPool
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
+from golem_tasks.retry import DB_PATIENCE_S
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
 #: procrastinate notifies workers on the channel ``procrastinate_queue_v1#<queue>``, and
 #: PostgreSQL refuses channel names over 63 bytes: a longer queue name makes every defer fail.
 MAX_QUEUE_NAME_BYTES = 63 - len("procrastinate_queue_v1#")
+_LOCAL_PREFIX = f"{DEFAULT_QUEUE}-local-"
 
 
 def requestor_queue(requestor_id: str) -> str:
@@ -49,12 +52,20 @@ def requestor_queue(requestor_id: str) -> str:
 
 
 def is_local_queue(name: str) -> bool:
-    return name.startswith(f"{DEFAULT_QUEUE}-local-")
+    return name.startswith(_LOCAL_PREFIX)
 
 
 def local_queue(run_id: str) -> str:
-    """The queue of a run whose tasks only its own `golem-tasks run` process can execute."""
-    return f"golem-tasks-local-{run_id}"
+    """The queue of a run whose tasks only its own `golem-tasks run` process can execute.
+
+    Short run ids keep their readable name; a longer one is named by its digest so that
+    the name always fits procrastinate's limit.
+    """
+    name = f"{_LOCAL_PREFIX}{run_id}"
+    if len(name.encode()) <= MAX_QUEUE_NAME_BYTES:
+        return name
+    room = MAX_QUEUE_NAME_BYTES - len(_LOCAL_PREFIX)
+    return _LOCAL_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:room]
 
 
 def _with_search_path(dsn: str) -> str:
@@ -67,7 +78,14 @@ def _with_search_path(dsn: str) -> str:
 def make_app(dsn: str, *, max_pool_size: int = 10) -> procrastinate.App:
     """A procrastinate App on ``dsn`` (not opened)."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=_with_search_path(dsn), min_size=1, max_size=max_pool_size
+        conninfo=_with_search_path(dsn),
+        min_size=1,
+        max_size=max_pool_size,
+        # A database that restarts: procrastinate replaces dead connections before use;
+        # with this a caller also waits for a new one (while the server is away) instead
+        # of failing, so that the worker loop and its heartbeats ride out the outage.
+        timeout=DB_PATIENCE_S,
+        pool_factory=RestartTolerantPool,
     )
     return procrastinate.App(connector=connector)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from golem_tasks.db import access
+from golem_tasks.errors import storable
 
 
 async def record_error(
@@ -24,7 +25,7 @@ async def record_error(
         run_id=run_id,
         source=source,
         kind=kind,
-        message=message,
+        message=storable(message),
         agreement_id=agreement_id,
         activity_id=activity_id,
         task_id=task_id,

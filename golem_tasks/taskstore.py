@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from golem_tasks.db.queries import queries
+from golem_tasks.errors import storable
 from golem_tasks.runlog import record_error
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,36 @@ def check_json(data: Any, what: str) -> Any:
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+    found = _unstorable(data)
+    if found is not None:
+        where, problem = found
+        raise ValueError(
+            f"{what} has {problem} in {where or 'it'}, which PostgreSQL's jsonb cannot store"
+        )
     return data
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(data: Any) -> tuple[str, str] | None:
+    """Where a string (or key) of JSON ``data`` holds what jsonb refuses, and what."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return where, "a NUL character (\\u0000)"
+            if _SURROGATES.search(value):
+                return where, "a lone UTF-16 surrogate"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((item, f"{where}[{key!r}]"))
+                if isinstance(key, str):
+                    stack.append((key, f"the key {key!r} of {where or 'it'}"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, f"{where}[{n}]") for n, item in enumerate(value))
+    return None
 
 
 async def feed(
@@ -225,7 +256,7 @@ async def fail(
                 "task_id": claim.task_id,
                 "activity_id": claim.activity_id,
                 "attempt": claim.attempt,
-                "error": error,
+                "error": storable(error),
             },
         )
         row = await cur.fetchone()
@@ -259,7 +290,7 @@ async def release_activity(
     """Give back every task the activity still holds (see the query for ``count_attempt``)."""
     cur = await conn.execute(
         queries.release_activity_claims,
-        {"activity_id": activity_id, "error": error, "count_attempt": count_attempt},
+        {"activity_id": activity_id, "error": storable(error), "count_attempt": count_attempt},
     )
     return [(row["id"], row["status"]) for row in await cur.fetchall()]
 

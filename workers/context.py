@@ -20,6 +20,7 @@ from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
 from golem_tasks.identity import mismatch, wait_for_requestor_id
+from golem_tasks.retry import is_transient
 
 
 class Driver(Protocol):
@@ -89,6 +90,7 @@ class WorkerContext:
         return mismatch(str(run["id"]), str(owner), self.requestor_id, self.yagna.api_url)
 
     async def _beat(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
@@ -96,8 +98,16 @@ class WorkerContext:
                 await self.say_why_foreign_runs_are_left()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("worker heartbeat failed")
+            except Exception as exc:
+                if not is_transient(exc):
+                    logger.exception("worker heartbeat failed")
+                elif not failing:  # the database is away: say so once, keep beating
+                    logger.warning("worker heartbeat failed (%s); retrying", exc)
+                failing = True
+            else:
+                if failing:
+                    logger.warning("worker heartbeat works again")
+                failing = False
 
     async def say_why_foreign_runs_are_left(self) -> None:
         """Once per run: the jobs waiting there are another requestor's, not for us."""

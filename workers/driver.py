@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import psycopg
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
 from golem_tasks import taskstore
@@ -20,12 +22,13 @@ from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App
 from golem_tasks.db import access
 from golem_tasks.errors import describe
-from golem_tasks.retry import retrying
+from golem_tasks.retry import is_transient, our_side, patiently, retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.taskstore import Claim
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 #: One line per stored result (`golem-tasks run` shows them arriving).
 results_log = logging.getLogger("golem_tasks.results")
 
@@ -35,6 +38,9 @@ IDLE_POLL_S = 1.0
 FAILURES_IN_A_ROW = 3
 #: How long a failed task's leftover batch may keep the activity busy.
 BUSY_GRACE_S = 30.0
+#: How long our own yagna may fail to answer (restarting, overloaded) before an activity
+#: or a job waiting for it gives up, without blaming the provider.
+OUR_DAEMON_PATIENCE_S = 120.0
 
 
 class ActivityFailed(Exception):
@@ -50,6 +56,11 @@ class FollowUpError(Exception):
 
 class ActivityRetired(Exception):
     """The activity should not take more tasks, through no fault of its provider."""
+
+
+class OurDaemonDown(Exception):
+    """Our own yagna daemon did not answer for too long: this job ends without blaming
+    the provider, and the supervisor queues the agreement's job again."""
 
 
 async def default_setup(activity: Activity) -> None:
@@ -92,6 +103,9 @@ class ActivityDriver:
         except ActivityFailed as exc:
             await self._give_up_agreement(str(exc))
             return
+        except OurDaemonDown as exc:
+            logger.warning("agreement %s: %s; its job will be queued again", self.agreement_id, exc)
+            return
         if self.activity is None:
             return  # another worker drives it
         self.ctx.drivers[self.activity.id] = self
@@ -106,10 +120,13 @@ class ActivityDriver:
             status, reason = "failed", str(exc)
         except ActivityRetired as exc:
             reason = str(exc)
-        except BaseException:
-            # The worker is shutting down, or this job broke (a database blip): leave the
-            # activity to the next job, which takes it over.
-            await asyncio.shield(self._hand_over())
+        except BaseException as exc:
+            # The worker is shutting down, or this job broke: leave the activity to the next
+            # job, which takes it over. A job that broke counts the attempt of the task it
+            # held, so that a task that breaks every job ends failed instead of being
+            # handed from job to job (and agreement to agreement) for ever.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._hand_over(count_attempt=isinstance(exc, Exception)))
             raise
         finally:
             self.ctx.drivers.pop(self.activity.id, None)
@@ -133,14 +150,23 @@ class ActivityDriver:
                     await end_activity(
                         conn, activity.id, status="stopped", reason=reason, count_attempt=True
                     )
+        agreement = self.ctx.node.agreement(self.agreement_id)
         try:
-            agreement = self.ctx.node.agreement(self.agreement_id)
-            activity = await retrying(
-                lambda: agreement.create_activity(autoclose=False), what="create activity"
+            activity = await patiently(
+                lambda: retrying(
+                    lambda: agreement.create_activity(autoclose=False), what="create activity"
+                ),
+                what=f"agreement {self.agreement_id}: creating an activity",
+                patience_s=OUR_DAEMON_PATIENCE_S,
+                transient=our_side,
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if our_side(exc):
+                raise OurDaemonDown(
+                    f"our yagna failed to create an activity: {describe(exc)}"
+                ) from exc
             raise ActivityFailed(f"could not create an activity: {describe(exc)}") from exc
         # Recorded even if this job is being cancelled, so that no activity is left unknown.
         await asyncio.shield(self._record_activity(activity))
@@ -205,6 +231,8 @@ class ActivityDriver:
                 raise
             return
         except Exception as exc:
+            if await self._our_daemon_down():
+                raise ActivityRetired(f"our yagna failed during deploy: {describe(exc)}") from exc
             raise ActivityFailed(f"deploy failed: {describe(exc)}") from exc
         finally:
             self._current = None
@@ -215,9 +243,12 @@ class ActivityDriver:
     async def _work(self) -> None:
         assert self.activity is not None
         failures = 0
+        activity_id = self.activity.id
         while not self._stopped.is_set():
-            async with self.ctx.pool.connection() as conn:
-                claim = await taskstore.claim(conn, self.run_id, self.activity.id, self.ctx.lease_s)
+            claim = await self._db(
+                "claiming a task",
+                lambda conn: taskstore.claim(conn, self.run_id, activity_id, self.ctx.lease_s),
+            )
             if claim is None:
                 if await self._nothing_left():
                     return
@@ -227,6 +258,9 @@ class ActivityDriver:
             ok = await self._run_task(claim)
             if self._stopped.is_set():
                 return
+            if ok is None:  # our daemon failed, not the task: nothing counts
+                await self._wait_until_idle(claim.timeout_s)
+                continue
             failures = 0 if ok else failures + 1
             if not ok:
                 await self._wait_until_idle(claim.timeout_s)
@@ -253,16 +287,60 @@ class ActivityDriver:
     async def _nothing_left(self) -> bool:
         """All fed and nothing pending; with follow-ups, also nothing running that could
         still add tasks (so activities are not ended just before a result adds work)."""
-        async with self.ctx.pool.connection() as conn:
+
+        async def check(conn: psycopg.AsyncConnection) -> bool:
             run = await access.one(conn, "get_run", run_id=self.run_id)
             if self.app.on_result is not None:
                 left = await taskstore.open_count(conn, self.run_id)
             else:
                 left = await taskstore.pending_count(conn, self.run_id)
-        return bool(run and run["feed_done"]) and left == 0
+            return bool(run and run["feed_done"]) and left == 0
 
-    async def _run_task(self, claim: Claim) -> bool:
-        """Run one claimed task; store its result or its failure. True on success."""
+        return await self._db("checking for tasks left", check)
+
+    async def _db(self, what: str, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` on a pooled connection, waiting out a database that restarts."""
+
+        async def attempt() -> T:
+            async with self.ctx.pool.connection() as conn:
+                return await work(conn)
+
+        return await patiently(attempt, what=f"activity {self._activity_id}: {what}")
+
+    async def _our_daemon_down(self) -> bool:
+        """Whether our own yagna fails to answer (asked about this activity)."""
+        assert self.activity is not None
+        try:
+            await self.activity.get_state()
+        except Exception as exc:
+            return our_side(exc)
+        return False
+
+    async def _wait_for_our_daemon(self) -> None:
+        """Wait (with back-off) until our yagna answers again; retire the activity, without
+        blaming its provider, if it does not within the patience."""
+        assert self.activity is not None
+        activity = self.activity
+        logger.warning("activity %s: our yagna does not answer; waiting for it", activity.id)
+        try:
+            await patiently(
+                activity.get_state,
+                what=f"activity {activity.id}: asking our yagna",
+                patience_s=OUR_DAEMON_PATIENCE_S,
+                transient=our_side,
+                quiet=True,
+            )
+        except Exception as exc:
+            if our_side(exc):
+                raise ActivityRetired(
+                    f"our yagna did not answer for {OUR_DAEMON_PATIENCE_S:g}s: {describe(exc)}"
+                ) from exc
+            raise
+        logger.warning("activity %s: our yagna answers again", activity.id)
+
+    async def _run_task(self, claim: Claim) -> bool | None:
+        """Run one claimed task; store its result or its failure. True on success, None
+        when our own daemon failed (the attempt is given back)."""
         assert self.activity is not None
         activity = self.activity
         known = len(activity.children)
@@ -294,17 +372,46 @@ class ActivityDriver:
         finally:
             self._current = None
         batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
-        async with self.ctx.pool.connection() as conn:
-            if error is None:
-                if await taskstore.complete(conn, claim, result, batches, follow_ups):
+        if error is None:
+            try:
+                stored = await self._db(
+                    f"storing the result of task {claim.key}",
+                    lambda conn: taskstore.complete(conn, claim, result, batches, follow_ups),
+                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the database stayed away: this job ends, the claim expires
+                # PostgreSQL refused the result: a failed attempt like any other, so that
+                # the task ends failed after its last one instead of wedging the run.
+                error = f"its result could not be stored: {describe(exc)}"
+            else:
+                if stored:
                     results_log.info("task %s: %s", claim.key, _preview(result))
                     if follow_ups:
                         logger.info("task %s added %d follow-up tasks", claim.key, len(follow_ups))
                 return True
-            if self._stopped.is_set():
-                await taskstore.release_activity(conn, activity.id, error, count_attempt=False)
-                return False
-            status = await taskstore.fail(conn, claim, error, batches)
+        if self._stopped.is_set():
+            await self._db(
+                "giving back a stopped task",
+                lambda conn: taskstore.release_activity(
+                    conn, activity.id, error, count_attempt=False
+                ),
+            )
+            return False
+        if await self._our_daemon_down():
+            # Not the task's fault nor the provider's: give the attempt back and wait.
+            await self._db(
+                "giving back a task our yagna failed",
+                lambda conn: taskstore.release_activity(
+                    conn, activity.id, f"our yagna failed: {error}", count_attempt=False
+                ),
+            )
+            await self._wait_for_our_daemon()
+            return None
+        status = await self._db(
+            f"recording the failure of task {claim.key}",
+            lambda conn: taskstore.fail(conn, claim, error, batches),
+        )
         logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
         return False
 
@@ -346,13 +453,15 @@ class ActivityDriver:
                 )
         logger.info("activity %s %s: %s", self.activity.id, status, reason)
 
-    async def _hand_over(self) -> None:
-        """Shutdown of this worker: give back claims, keep the activity for another worker."""
+    async def _hand_over(self, *, count_attempt: bool = False) -> None:
+        """Give back claims and keep the activity for another worker: on shutdown of this
+        worker (the attempt is given back) or when this job broke (it counts)."""
         if self.activity is None:
             return
+        reason = "its job broke" if count_attempt else "its worker stopped"
         async with self.ctx.pool.connection() as conn:
             await taskstore.release_activity(
-                conn, self.activity.id, "its worker stopped", count_attempt=False
+                conn, self.activity.id, reason, count_attempt=count_attempt
             )
             await access.execute(
                 conn, "release_activity_driver", id=self.activity.id, worker=self.ctx.name

@@ -42,8 +42,11 @@ def cli(verbose: bool) -> None:
         stream=sys.stderr,
     )
     if not verbose:
-        for noisy in ("procrastinate", "golem", "aiohttp.access", "psycopg.pool"):
+        for noisy in ("procrastinate", "golem", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # Its warnings are every reconnection attempt while a database restarts; ours say
+        # it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 for command in (

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from golem_tasks.cli.options import dsn_option
+from golem_tasks.cli.options import checked_run_id, dsn_option
 from golem_tasks.db import access
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
@@ -20,7 +20,9 @@ from golem_tasks.errors import UserError
 from golem_tasks.monitor import export, render, views
 from golem_tasks.monitor.snapshot import RunSnapshot, resolve_run_id, snapshot
 
-run_id_option = click.option("--run-id", help="The run (default: the most recent one).")
+run_id_option = click.option(
+    "--run-id", callback=checked_run_id, help="The run (default: the most recent one)."
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable JSON (fields: docs/watching.md)."
 )

@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from golem_tasks.appmodule import load_app
-from golem_tasks.cli.options import dsn_option
+from golem_tasks.cli.options import checked_run_id, dsn_option
 from golem_tasks.config import YagnaSettings, parse_budget
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
@@ -26,6 +26,7 @@ from golem_tasks.pricing import PriceLimits
 from golem_tasks.runner import Runner
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
 from golem_tasks.supervisor.supervisor import SupervisorLost
+from golem_tasks.yagna import check_yagna
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,11 @@ def run_options(func: F) -> F:
             show_default=True,
             help="Activities that should be working at once.",
         ),
-        click.option("--run-id", help="Resume this run (a new id starts a new run)."),
+        click.option(
+            "--run-id",
+            callback=checked_run_id,
+            help="Resume this run (a new id starts a new run).",
+        ),
         dsn_option,
         click.option(
             "--budget",
@@ -255,6 +260,7 @@ def supervise(standby: bool, plain: bool, **params: Any) -> None:
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
     supervisor = Supervisor(options, dsn)
+    asyncio.run(check_yagna(supervisor.yagna))
     with watched("supervise", dsn, plain, run_id=lambda: supervisor.run_id):
         click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
         outcome = run_until_signalled(supervisor.main, supervisor.request_stop)
@@ -293,8 +299,7 @@ def worker(
 
     resolved = resolve_dsn(dsn).dsn
     _check_schema(resolved)
-    if not YagnaSettings.from_env().app_key:
-        raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+    asyncio.run(check_yagna(YagnaSettings.from_env()))
     host = socket.gethostname()
     if processes > 1:
         children: list[subprocess.Popen[bytes]] = []
@@ -320,19 +325,23 @@ def _spawn_workers(
     """One worker per process; a stop signal to this one is passed on to them all.
 
     Under a live panel the children's log lines go where this process's logs go (its
-    log file), not onto the panel.
+    log file), not onto the panel. The DSN (which may hold a password) goes to the
+    children in their environment, never on their command lines, which any user of the
+    host can read.
     """
     args = [sys.executable, "-m", "golem_tasks"]
     if _verbose():
         args.append("-v")
-    args += ["worker", "--dsn", dsn, "--plain", "--concurrency", str(concurrency)]
+    args += ["worker", "--plain", "--concurrency", str(concurrency)]
     for name in queues:
         args += ["--queue", name]
     log_file = _log_file()
+    env = {**os.environ, "GOLEM_TASKS_DSN": dsn}
     # Own sessions: a terminal's Ctrl+C reaches this process only, which passes it on once.
     children += [
         subprocess.Popen(
             args,
+            env=env,
             start_new_session=True,
             stdout=log_file,
             stderr=subprocess.STDOUT if log_file else None,
@@ -366,6 +375,8 @@ def run(devnet_providers: int | None, plain: bool, **params: Any) -> None:
     load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
+    if devnet_providers is None:
+        asyncio.run(check_yagna(YagnaSettings.from_env()))
     runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
 
     def run_id() -> str | None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from golem_tasks.config import describe_dsn, mask_password, with_tcp_liveness
 from golem_tasks.db import migrate
@@ -45,14 +46,38 @@ async def connection(
         yield conn
 
 
+class _CappedBackoff(AttemptWithBackoff):
+    """psycopg_pool doubles the wait between reconnection attempts without a cap, so after
+    a minute's outage a pool could stay empty for another minute with the server back."""
+
+    MAX_DELAY_S = 5.0
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY_S)
+
+
+class RestartTolerantPool(AsyncConnectionPool):
+    """A pool that reconnects within seconds of a restarted server coming back."""
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        if attempt is None:
+            attempt = _CappedBackoff(timeout=self.reconnect_timeout)
+        await super()._add_connection(attempt, growing=growing)
+
+
 async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
     """An open pool of autocommit, dict-row connections; a failure is a :class:`UserError`."""
-    pool = AsyncConnectionPool(
+    pool = RestartTolerantPool(
         with_tcp_liveness(dsn),
         kwargs={"row_factory": dict_row, "autocommit": True},
         min_size=1,
         max_size=max_size,
         open=False,
+        # A restarted server leaves dead connections in the pool: test each before use.
+        check=RestartTolerantPool.check_connection,
     )
     try:
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S + 5)

@@ -47,6 +47,12 @@ class ProfileError(UserError):
 
 #: What a subnet name may contain: it is written verbatim into the providers' constraints.
 SUBNET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: What a provider (group) name may contain: it is shown in logs and offers and may name
+#: files, so no path separators, no '..', no control characters.
+PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Providers one devnet simulates at most: each is a Python object with offers, timers and
+#: possibly processes, and a profile far above this would only hang while it is built.
+MAX_PROVIDERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,10 @@ def default_profile(providers: int, seed: int) -> Profile:
     """A varied, healthy network of ``providers`` providers, reproducible from ``seed``."""
     if providers < 0:
         raise ProfileError("the number of providers cannot be negative")
+    if providers > MAX_PROVIDERS:
+        raise ProfileError(
+            f"{providers} providers is too many: a devnet simulates at most {MAX_PROVIDERS}"
+        )
     rng = random.Random(f"profile:{seed}")
     groups = []
     for index in range(providers):
@@ -201,6 +211,12 @@ def parse_profile(data: Any, source: str = "profile") -> Profile:
         _parse_group(item, f"{source}: group {index + 1}", index)
         for index, item in enumerate(raw_groups)
     )
+    total = sum(group.count for group in groups)
+    if total > MAX_PROVIDERS:
+        raise ProfileError(
+            f"{source}: {total} providers in all is too many: a devnet simulates at most "
+            f"{MAX_PROVIDERS}"
+        )
     names = [group.spec.name for group in groups]
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
@@ -215,6 +231,8 @@ def _parse_group(item: Any, where: str, index: int) -> Group:
     count = item.pop("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ProfileError(f"{where}: count must be a whole number >= 0")
+    if count > MAX_PROVIDERS:
+        raise ProfileError(f"{where}: count {count} is above the limit of {MAX_PROVIDERS}")
     faults_raw = item.pop("faults", {})
     if not isinstance(faults_raw, dict):
         raise ProfileError(f"{where}: faults must be a table/object")
@@ -274,6 +292,11 @@ def check_spec(spec: ProviderSpec, where: str) -> None:
             value = getattr(holder, item.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ProfileError(f"{where}: {item.name} must be a finite number")
+    if not isinstance(spec.name, str) or not PROVIDER_NAME.match(spec.name) or ".." in spec.name:
+        raise ProfileError(
+            f"{where}: name {spec.name!r} may only contain letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit, no '..')"
+        )
     if not SUBNET.match(spec.subnet):
         raise ProfileError(
             f"{where}: subnet {spec.subnet!r} may only contain letters, digits, '.', '_' and "

@@ -18,7 +18,7 @@ from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, describe_callable
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
-from golem_tasks.retry import retrying
+from golem_tasks.retry import patiently
 from golem_tasks.taskstore import NewTask
 
 logger = logging.getLogger(__name__)
@@ -96,14 +96,14 @@ class Feeder:
                     timeout_s=self.app.task_timeout_s,
                 )
 
-        await retrying(store, what="store tasks", attempts=10)
+        await patiently(store, what="storing tasks")
 
     async def _read(self, query: Callable[[Any], Awaitable[int]]) -> int:
         async def read() -> int:
             async with self.pool.connection() as conn:
                 return await query(conn)
 
-        return await retrying(read, what="count tasks", attempts=10)
+        return await patiently(read, what="counting tasks")
 
     async def run(self) -> None:
         """Keep up to ``window`` pending tasks stored until ``get_tasks`` is exhausted."""

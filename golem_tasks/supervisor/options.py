@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from golem_tasks.config import Budget
 from golem_tasks.pricing import PriceLimits
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 @dataclass(frozen=True)

@@ -31,17 +31,20 @@ from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
 from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
-from golem_tasks.db.connect import connect, open_pool, require_schema
-from golem_tasks.errors import UserError, describe
+from golem_tasks.db.connect import open_pool, require_schema
+from golem_tasks.errors import UserError
 from golem_tasks.identity import mismatch, requestor_id
-from golem_tasks.retry import retrying
+from golem_tasks.retry import is_transient, retrying
+from golem_tasks.runid import check_run_id, new_run_id
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.feeder import Feeder
 from golem_tasks.supervisor.market import Market
-from golem_tasks.supervisor.options import RunOptions, new_run_id
+from golem_tasks.supervisor.options import RunOptions
 from golem_tasks.supervisor.payments import Payments
+from golem_tasks.supervisor.runlock import RunLock, SupervisorLost
 from golem_tasks.taskstore import TaskCounts
+from golem_tasks.yagna import check_yagna
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +53,17 @@ RESULTS_EVERY_S = 10.0
 PROGRESS_EVERY_S = 5.0
 #: A job for the same agreement that ends this often without progress gives the agreement up.
 MAX_JOB_RESTARTS = 5
+#: This many agreements given up that way in a row, with no task ending, fail the run.
+MAX_FUTILE_AGREEMENTS = 3
 MAX_TERMINATE_ATTEMPTS = 5
+#: After the database came back, claims and worker jobs are not judged dead for this long.
+AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, taskstore.DEFAULT_LEASE_S) + 10.0
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
-#: The run's lock connection is pinged this often; no answer within the timeout means this
-#: supervisor may have lost the run (the server frees an unreachable client's lock after
-#: 5 + 3 x 2 s of keepalive probes), so it stops at once.
+#: The run's lock connection is pinged this often; no answer within RunLock's timeout means
+#: this supervisor may have lost the run (the server frees an unreachable client's lock
+#: after 5 + 3 x 2 s of keepalive probes), so it stops acting at once.
 LOCK_PING_S = 1.0
-LOCK_TIMEOUT_S = 6.0
 #: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
 UNWIND_S = 5.0
 #: How often a standby supervisor tries to take the run's lock.
@@ -78,12 +84,6 @@ class RunOutcome:
     reason: str | None
     counts: TaskCounts
     exit_code: int
-
-
-class SupervisorLost(UserError):
-    """This supervisor lost its hold on the run; it must stop without touching it."""
-
-    exit_code = 4
 
 
 async def read_progress(conn: psycopg.AsyncConnection, run_id: str) -> tuple[dict[str, Any], int]:
@@ -113,7 +113,7 @@ class Supervisor:
     ) -> None:
         self.options = options
         self.dsn = dsn
-        self.run_id = options.run_id or new_run_id()
+        self.run_id = new_run_id() if options.run_id is None else check_run_id(options.run_id)
         self.yagna = yagna or YagnaSettings.from_env(
             subnet=options.subnet,
             payment_network=options.payment_network,
@@ -131,6 +131,12 @@ class Supervisor:
         self._terminate_failures: Counter[str] = Counter()
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
+        self._grace_until = 0.0
+        self._lock_lost = asyncio.Event()
+        self._tick_task: asyncio.Future[bool] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        #: (agreements given up in a row with no task ending, tasks ended then)
+        self._futile: tuple[int, int] | None = None
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -156,67 +162,41 @@ class Supervisor:
         app = self.app or load_app(
             self.options.app, require_execute_task=not self.options.local_only
         )
-        if not self.yagna.app_key:
-            raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+        await check_yagna(self.yagna)  # before anything is written
         self.requestor_id = await requestor_id(self.yagna)
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
             async with self.pool.connection() as conn:
                 await require_schema(conn, self.dsn)
-            self.lock_conn = await connect(self.dsn, autocommit=True)
-            async with self.lock_conn:
+            self.lock = RunLock(self.dsn, self.run_id)
+            try:
                 ended = await self._take_run_lock()
                 if ended is not None:
                     return ended
-                return await self._while_holding_lock(self._start_and_supervise(app))
+                await self._start_run(app)
+                return await self._supervise(app)
+            finally:
+                await self.lock.release()
         finally:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.pool.close(), UNWIND_S)
 
-    async def _start_and_supervise(self, app: App) -> RunOutcome:
-        await self._start_run(app)
-        return await self._supervise(app)
-
-    async def _while_holding_lock(self, work: Awaitable[RunOutcome]) -> RunOutcome:
-        """Run ``work`` while the run's lock holds; the moment it may not, stop it.
-
-        The lock lives on ``lock_conn``: when that connection breaks (its host cut off
-        from the database), the server frees the lock within its keepalive time and a
-        standby may take the run. This supervisor must have stopped acting by then, wherever
-        it is waiting (a yagna call, a database query), so ``work`` is cancelled, not left
-        to notice at its next tick.
-        """
-        main = asyncio.ensure_future(work)
-        watch = asyncio.ensure_future(self._watch_lock())
-        try:
-            await asyncio.wait({main, watch}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            main.cancel()
-            raise
-        finally:
-            watch.cancel()
-        if main.done():
-            return main.result()
-        main.cancel()
-        # Its clean-ups may wait on the unreachable database or yagna: give them a moment.
-        await asyncio.wait({main}, timeout=UNWIND_S)
-        error = watch.exception()
-        assert error is not None
-        raise error
-
     async def _watch_lock(self) -> None:
-        """Ping the lock's connection; raise :class:`SupervisorLost` when it fails or stalls."""
+        """Ping the run's lock every second. The moment it may be gone (the database
+        restarted, or this host was cut off and the server is about to free the lock for a
+        standby), stop acting at once, wherever the tick waits: the loop then takes the lock
+        back or, when another supervisor has it, stops with :class:`SupervisorLost`."""
         while True:
             await asyncio.sleep(LOCK_PING_S)
-            try:
-                await asyncio.wait_for(access.one(self.lock_conn, "ping"), LOCK_TIMEOUT_S)
-            except (psycopg.Error, asyncio.TimeoutError) as exc:
-                reason = describe(exc) if str(exc) else f"no answer in {LOCK_TIMEOUT_S:g}s"
-                logger.error("lost the run's lock connection (%s): stopping at once", reason)
-                raise SupervisorLost(f"lost the run's lock connection: {reason}") from exc
+            if self._lock_lost.is_set() or await self.lock.check():
+                continue
+            self._lock_lost.set()
+            if self._tick_task is not None:
+                self._tick_task.cancel()
+            await self._stop_duties()
 
     async def _take_run_lock(self) -> RunOutcome | None:
-        """Hold the run's lock (on ``lock_conn``), or refuse: one supervisor per run.
+        """Hold the run's lock, or refuse: one supervisor per run.
 
         A standby waits for it instead, while the run's supervisor lives (its lock goes
         with its connection: at once when its process dies, within the keepalive time when
@@ -226,8 +206,7 @@ class Supervisor:
         waiting_since = asyncio.get_running_loop().time()
         said = False  # the standby's "waiting" line, once
         while True:
-            row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
-            locked = bool(row and row["locked"])
+            locked = await self.lock.try_take()
             if locked and not self.options.standby:
                 return None
             if not self.options.standby:
@@ -250,7 +229,7 @@ class Supervisor:
                 logger.info("run %s %s: nothing to take over", self.run_id, run["status"])
                 code = EXIT_FAILED_TASKS if counts.failed else EXIT_OK
                 return RunOutcome(self.run_id, run["status"], run["stop_reason"], counts, code)
-            if self._stop.is_set():  # the lock, if just taken, goes with lock_conn
+            if self._stop.is_set():  # the lock, if just taken, is released by main()
                 return RunOutcome(
                     self.run_id, run["status"], "standby stopped", counts, EXIT_INTERRUPTED
                 )
@@ -372,10 +351,12 @@ class Supervisor:
                 callables=self.callables,
             )
             await payments.start()
-            background = [
-                asyncio.create_task(payments.run(), name="payments"),
-                asyncio.create_task(self._guard(feeder.run(), "feeding tasks"), name="feeder"),
-            ]
+            self._payments = payments
+            self._duties = {
+                "payments": payments.run,
+                "feeder": lambda: self._guard(feeder.run(), "feeding tasks"),
+            }
+            self._start_duties()
             try:
                 await retrying(allocations.current, what="create allocation")
                 await payments.reconcile()
@@ -386,10 +367,8 @@ class Supervisor:
                 await self._loop(app, market, allocations)
                 return await self._shutdown(market, payments, allocations)
             finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
-                await market.close()
+                await self._stop_duties()
+                await _best_effort("close the market", market.close())
 
     async def _guard(self, work: Awaitable[None], what: str) -> None:
         """A background duty that fails stops the run with the reason."""
@@ -403,13 +382,56 @@ class Supervisor:
             logger.exception("%s failed", what)
             self._set_stop(f"{what} failed: {exc}", "failed", EXIT_ERROR)
 
+    def _start_duties(self) -> None:
+        self._background = [
+            asyncio.create_task(duty(), name=name) for name, duty in self._duties.items()
+        ]
+
+    async def _stop_duties(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
+
+    async def _regain_lock(self) -> None:
+        """The watchdog found the lock's connection gone and stopped every duty: take the
+        lock again (waiting for the database), then resume; :class:`SupervisorLost` when
+        another supervisor took the run meanwhile. Two supervisors never act at once."""
+        await self._stop_duties()
+        await self.lock.regain()
+        self._lock_lost.clear()
+        self._grace_until = asyncio.get_running_loop().time() + AFTER_OUTAGE_GRACE_S
+        self._start_duties()
+        # Documents whose handling the pause cut short are still received on yagna.
+        await _best_effort("reconcile payments", self._payments.reconcile())
+
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
+        watchdog = asyncio.create_task(self._watch_lock(), name="run-lock-watchdog")
+        try:
+            await self._ticks(app, market, allocations)
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    async def _ticks(self, app: App, market: Market, allocations: Allocations) -> None:
         last_results = -RESULTS_EVERY_S
         loop = asyncio.get_running_loop()
         failures = 0
         while not self._stop.is_set():
             try:
-                if await self._tick(market, allocations):
+                if self._lock_lost.is_set():
+                    await self._regain_lock()
+                self._tick_task = asyncio.ensure_future(self._tick(market, allocations))
+                try:
+                    done = await self._tick_task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if self._lock_lost.is_set() and not (current and current.cancelling()):
+                        continue  # the watchdog stopped this tick: take the lock back first
+                    raise
+                finally:
+                    self._tick_task = None
+                if done:
                     await self._record_results(app)  # the final count
                     break
                 failures = 0
@@ -423,7 +445,10 @@ class Supervisor:
             except Exception as exc:
                 # A passing failure (database or yagna blip) must not end a run of hours.
                 failures += 1
-                logger.exception("supervisor tick failed (%d in a row)", failures)
+                if is_transient(exc):
+                    logger.warning("supervisor tick failed (%d in a row): %s", failures, exc)
+                else:
+                    logger.exception("supervisor tick failed (%d in a row)", failures)
                 with contextlib.suppress(Exception):
                     await self._error("supervisor", "tick", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(min(30.0, TICK_S * 2**failures))
@@ -433,16 +458,21 @@ class Supervisor:
 
     async def _tick(self, market: Market, allocations: Allocations) -> bool:
         """One round of supervision; True when the run has nothing left to do."""
-        await self._check_lock()
+        # Right after the database came back, the workers' claims and heartbeats look
+        # expired because nobody could renew them: give the workers time to renew them
+        # before judging them dead.
+        judge = asyncio.get_running_loop().time() >= self._grace_until
         async with self.pool.connection() as conn:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
-            for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
+            expired = await taskstore.requeue_expired(conn, self.run_id) if judge else []
+            for task_id, status in expired:
                 logger.warning("task %s: claim expired, now %s", task_id, status)
             run, open_tasks = await read_progress(conn, self.run_id)
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
         self._revive_payment_collectors()
-        await queue.retry_stalled(self.qapp)
+        if judge:
+            await queue.retry_stalled(self.qapp)
         live = await self._reconcile_agreements(market)
         await self._retire_expiring(live)
         if run["feed_done"] and open_tasks == 0:
@@ -492,14 +522,6 @@ class Supervisor:
                 self.options.budget.amount,
                 default_interval_s=self.options.debit_note_interval_s,
             )
-
-    async def _check_lock(self) -> None:
-        """The run's lock lives on one connection: if it dropped, another supervisor could
-        have taken the run, so this one must stop at once (without ending anything)."""
-        try:
-            await access.one(self.lock_conn, "ping")
-        except psycopg.Error as exc:
-            raise SupervisorLost(f"lost the run's lock connection: {exc}") from exc
 
     async def _retire_expiring(self, live: list[dict[str, Any]]) -> None:
         """Stop activities shortly before their agreement expires: a provider that ends an
@@ -625,10 +647,29 @@ class Supervisor:
                 self._job_restarts[agreement_id] += 1
                 if self._job_restarts[agreement_id] > MAX_JOB_RESTARTS:
                     await self._terminate(agreement_id, "no worker could drive its activity")
+                    await self._count_futile_agreement()
                     continue
             await self._dispatch(agreement_id)
             live.append(row)
         return live
+
+    async def _count_futile_agreement(self) -> None:
+        """Jobs that keep breaking without any task ending would hire agreement after
+        agreement for ever: after a few in a row with no progress, the run fails."""
+        async with self.pool.connection() as conn:
+            counts = await taskstore.counts(conn, self.run_id)
+        ended = counts.done + counts.failed
+        if self._futile is None or self._futile[1] != ended:
+            self._futile = (1, ended)
+        else:
+            self._futile = (self._futile[0] + 1, ended)
+        if self._futile[0] >= MAX_FUTILE_AGREEMENTS:
+            reason = (
+                f"{self._futile[0]} agreements in a row ended with their jobs failing and no "
+                "task ending: see golem-tasks show for the errors"
+            )
+            await self._error("supervisor", "jobs", reason)
+            self._set_stop(reason, "failed", EXIT_ERROR)
 
     async def _settle_pending(self, row: dict[str, Any]) -> bool:
         """A pending agreement left by a crash: approved by now, or given up."""

@@ -1,0 +1,53 @@
+"""The run's lock across a dropped connection (what a database restart does to it): the
+supervisor takes it again, unless another supervisor took the run meanwhile."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from golem_tasks.errors import UserError
+from golem_tasks.supervisor.runlock import RunLock, SupervisorLost
+
+
+async def drop_lock_connections(dsn: str) -> int:
+    """End every session holding an advisory lock, as a server restart would."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def test_lock_is_taken_again_after_its_connection_drops(fresh_dsn: str) -> None:
+    lock = RunLock(fresh_dsn, "r1", patience_s=10)
+    await lock.acquire()
+    assert await lock.check()
+    assert await drop_lock_connections(fresh_dsn) == 1
+    assert not await lock.check()
+    await lock.regain()
+    assert lock.held and await lock.check()
+    with pytest.raises(UserError, match="already supervised by another process"):
+        await RunLock(fresh_dsn, "r1").acquire()
+    await lock.release()
+
+
+async def test_lock_taken_by_another_supervisor_meanwhile_is_lost(fresh_dsn: str) -> None:
+    first, second = RunLock(fresh_dsn, "r1", patience_s=10), RunLock(fresh_dsn, "r1")
+    await first.acquire()
+    await drop_lock_connections(fresh_dsn)
+    await second.acquire()  # the database is back and another supervisor was quicker
+    assert not await first.check()
+    with pytest.raises(SupervisorLost, match="another supervisor took the run") as caught:
+        await first.regain()
+    assert caught.value.exit_code == 4
+    assert not first.held
+    await second.release()
+
+
+async def test_a_database_that_stays_away_ends_in_one_line() -> None:
+    lock = RunLock("host=127.0.0.1 port=1 dbname=x connect_timeout=2", "r1", patience_s=1.5)
+    with pytest.raises(SupervisorLost, match=r"unreachable for 1.5s .*resume with the same"):
+        await lock.regain()
