@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.helpers import ROOT
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for
 from tests.integration.watch_support import chromium_path, expected, serve_dashboard
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -124,6 +125,7 @@ async def test_dashboard_follows_a_run_in_chromium(installed_dsn: str, tmp_path:
                 await asyncio.sleep(0.2)
             assert len(seen) >= 3, f"the page showed only {sorted(seen)} during the run"
             assert await cli.wait() == 0, cli.output()
+            await audit_run(net, installed_dsn, run_id)
             await page.wait_for_function(
                 "document.querySelector('[data-field=\"run.status\"]').textContent === 'finished'",
                 timeout=30_000,

@@ -16,6 +16,7 @@ import pytest
 
 from golem_tasks.appmodule import load_app
 from tests.integration.pipeline_support import Cli, devnet, env_for, rows, value
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -43,6 +44,7 @@ async def test_yacat_finds_every_password(installed_dsn: str, tmp_path: Path) ->
             log=tmp_path / "run.log",
         )
         assert await cli.wait(360) == 0, cli.output()
+        await audit_run(net, installed_dsn, "yacat")
         summary = await Cli.start("summary", "--run-id", "yacat", env=env, log=tmp_path / "s.log")
         assert await summary.wait() == 0, summary.output()
     # Follow-ups are counted with the others; the run ended once they were all done.
@@ -129,6 +131,7 @@ async def test_compress_files_with_a_provider_dying_mid_task(
             log=tmp_path / "run.log",
         )
         assert await cli.wait(240) == 0, cli.output()
+        await audit_run(net, installed_dsn, "gz")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, attempts FROM tasks.task WHERE run_id = 'gz'",
@@ -217,6 +220,7 @@ async def test_gftp_killed_mid_upload_fails_the_attempt_clearly(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         assert await cli.wait(180) == 0, cli.output()
+        await audit_run(net, installed_dsn, "gftpkill")
     [task] = await rows(
         installed_dsn, "SELECT status, attempts, result FROM tasks.task WHERE run_id = 'gftpkill'"
     )

@@ -25,6 +25,7 @@ from tests.integration.watch_support import (
     get_json,
     serve_dashboard,
 )
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -187,6 +188,7 @@ async def test_views_equal_the_database_before_and_after_results(
         assert await value(installed_dsn, "SELECT status FROM tasks.run WHERE id = %s", run_id) == (
             "failed"
         )
+        await audit_run(net, installed_dsn, run_id)
         db = await expected(installed_dsn, run_id)
         # What this run is meant to show: costs split over many tasks and providers,
         # activities stopped by the cost manager, a failed task.
