@@ -169,6 +169,8 @@ async def test_supervise_and_workers_on_terminals(installed_dsn: str, tmp_path: 
     check_concise(workers.text())
     # The worker processes' own lines went to the log file, not onto the panel.
     logged = log_file(workers.text(), home, "worker").read_text()
-    assert len(re.findall(r"workers\.app: worker \S+ listening", logged)) == 2, logged[-2000:]
+    assert len(re.findall(r"workers\.app: worker \S+ of requestor \S+ listening", logged)) == 2, (
+        logged[-2000:]
+    )
     assert re.search(r"activity [0-9a-f]{32} ready", logged)
     assert "listening on" not in workers.text()
