@@ -149,10 +149,13 @@ async def _standby_takes_over(tmp_path: Path, *, cut_link: bool) -> None:
         )
         takeover = time.monotonic() - lost
         if cut_link:
-            # Cut off, the first supervisor gave up its run on its own (exit 4) and acts no more.
-            assert await first.wait(60) == 4, first.output()
-            assert "lost the run's lock" in first.output(10_000), first.output()
+            # Cut off, the first supervisor stopped acting at once and waits to take its
+            # lock back; when its link returns it finds the standby holding the run and
+            # gives it up (exit 4) without touching it.
+            assert "lock's database connection dropped" in first.output(10_000), first.output()
             net.lan.link(first_host, True)
+            assert await first.wait(60) == 4, first.output()
+            assert "another supervisor took the run" in first.output(10_000), first.output()
         assert await standby.wait(600) == 0, standby.output()
         await assert_done_once(net.local_dsn, run_id, tasks)
         assert await net.undecided(run_id) == []
