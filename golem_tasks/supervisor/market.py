@@ -107,6 +107,11 @@ class Market:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starved_since: datetime | None = None
         self._starved_warned = 0
+        #: What the last ``hire`` could not fill yet: offers that arrive meanwhile are
+        #: hired at once instead of on the supervisor's next tick.
+        self._unfilled = 0
+        self._busy: set[str] = set()
+        self._banned: set[str] = set()
 
     # -- demand -------------------------------------------------------------------------
 
@@ -161,6 +166,7 @@ class Market:
 
     async def close(self) -> None:
         """Withdraw the demand and stop negotiating."""
+        self._unfilled = 0
         for task in [*self._tasks, *([self._collector] if self._collector else [])]:
             task.cancel()
         if self._demand is not None:
@@ -205,6 +211,7 @@ class Market:
             logger.debug("offer from %s refused: %s", name or provider_id, reason)
             return
         self.offers[provider_id] = Offer(proposal, provider_id, name, price)
+        self._hire_unfilled()
 
     async def _record_proposal(
         self,
@@ -269,25 +276,14 @@ class Market:
             del self.offers[provider_id]
         if count <= 0:
             self._starved_since = None
+            self._unfilled = 0
             return 0
-        room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
-        usable = sorted(
-            (
-                offer
-                for pid, offer in self.offers.items()
-                if pid not in busy and pid not in self.negotiating
-            ),
-            key=lambda offer: offer.score,
-        )
-        for offer in usable[: max(room, 0)]:
-            del self.offers[offer.provider_id]
-            self.negotiating.add(offer.provider_id)
-            task = asyncio.create_task(self._negotiate(offer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if usable:
+        self._busy, self._banned = busy, banned
+        started = self._start_negotiations(count)
+        self._unfilled = count - started
+        if started or self._usable():
             self._starved_since = None
-            return min(len(usable), max(room, 0))
+            return started
         # Nobody to hire: meet providers whose offers we used up, and say so when it lasts.
         self._starved_since = self._starved_since or now
         waited = (now - self._starved_since).total_seconds()
@@ -306,6 +302,31 @@ class Market:
                 len(banned),
             )
         return 0
+
+    def _usable(self) -> list[Offer]:
+        """Offers of providers that neither work for this run nor are banned from it."""
+        return [
+            offer
+            for pid, offer in self.offers.items()
+            if pid not in self._busy and pid not in self.negotiating and pid not in self._banned
+        ]
+
+    def _hire_unfilled(self) -> None:
+        """Hire what the last ``hire`` could not, as soon as an offer or a slot is free."""
+        if self._unfilled > 0:
+            self._unfilled -= self._start_negotiations(self._unfilled)
+
+    def _start_negotiations(self, count: int) -> int:
+        """Negotiate with up to ``count`` of the cheapest usable offers; return how many."""
+        room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
+        chosen = sorted(self._usable(), key=lambda offer: offer.score)[: max(room, 0)]
+        for offer in chosen:
+            del self.offers[offer.provider_id]
+            self.negotiating.add(offer.provider_id)
+            task = asyncio.create_task(self._negotiate(offer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(chosen)
 
     async def _negotiate(self, offer: Offer) -> None:
         name = offer.provider_name or offer.provider_id
@@ -356,6 +377,8 @@ class Market:
             logger.warning("negotiation with %s failed: %s", name, exc)
         finally:
             self.negotiating.discard(offer.provider_id)
+            self._busy.add(offer.provider_id)  # until the next tick says otherwise
+            self._hire_unfilled()
 
 
 async def _first_response(proposal: Proposal) -> Proposal:
