@@ -45,8 +45,12 @@ async def test_one_hire_call_fills_every_slot_as_offers_arrive(
                 clock=clock,
             )
 
+            all_agreed = asyncio.Event()
+
             async def on_agreement(agreement_id: str) -> None:
                 agreed.append(agreement_id)
+                if len(agreed) >= wanted:
+                    all_agreed.set()
 
             market = Market(
                 node,
@@ -66,9 +70,7 @@ async def test_one_hire_call_fills_every_slot_as_offers_arrive(
             try:
                 # The demand is published by this call: no offer is there yet.
                 assert await market.hire(wanted, set(), set()) == 0
-                async with asyncio.timeout(60):
-                    while len(agreed) < wanted:
-                        await asyncio.sleep(0.05)
+                await asyncio.wait_for(all_agreed.wait(), 60)
                 await asyncio.sleep(0.5)
                 assert len(agreed) == wanted  # and not one more
             finally:
