@@ -101,6 +101,14 @@ async def feed(
     return cur.rowcount
 
 
+async def set_feed_wake_at(
+    conn: psycopg.AsyncConnection, run_id: str, position: int | None
+) -> None:
+    """Ask to be notified (channel ``golem_tasks_feed``) once the task at ``position`` is
+    claimed; ``None`` asks nothing."""
+    await conn.execute(queries.set_feed_wake_at, {"run_id": run_id, "position": position})
+
+
 async def max_position(conn: psycopg.AsyncConnection, run_id: str) -> int:
     row = await (await conn.execute(queries.max_position, {"run_id": run_id})).fetchone()
     return int(row["position"])
@@ -127,13 +135,65 @@ async def claim(
     conn: psycopg.AsyncConnection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
 ) -> Claim | None:
     """Take the next pending task for ``activity_id``; ``None`` when there is none."""
+    row = await _claim_statement(
+        conn,
+        {
+            "run_id": run_id,
+            "activity_id": activity_id,
+            "lease_s": lease_s,
+            "task_id": None,
+            "attempt": None,
+            "result": None,
+            "batch_ids": [],
+            "claim_next": True,
+        },
+    )
+    return _claim_from(row, run_id, activity_id)
+
+
+async def complete_and_claim(
+    conn: psycopg.AsyncConnection,
+    claim: Claim,
+    result: Any,
+    batch_ids: Sequence[str] = (),
+    *,
+    lease_s: float = DEFAULT_LEASE_S,
+    claim_next: bool = True,
+) -> tuple[bool, Claim | None]:
+    """:func:`complete`, then claim the activity's next task, in one statement (one round
+    trip per task). Returns (stored, next claim); ``stored`` is False for a stale claim."""
+    row = await _claim_statement(
+        conn,
+        {
+            "run_id": claim.run_id,
+            "activity_id": claim.activity_id,
+            "lease_s": lease_s,
+            "task_id": claim.task_id,
+            "attempt": claim.attempt,
+            "result": Jsonb(result),
+            "batch_ids": list(batch_ids),
+            "claim_next": claim_next,
+        },
+    )
+    stored = bool(row and row["completed"])
+    if not stored:
+        _discarding(claim)
+    return stored, _claim_from(row, claim.run_id, claim.activity_id)
+
+
+async def _claim_statement(
+    conn: psycopg.AsyncConnection, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """One statement is its own transaction on an autocommit connection; no BEGIN/COMMIT
+    round trips needed."""
+    if conn.autocommit:
+        return await (await conn.execute(queries.claim_task, params)).fetchone()
     async with conn.transaction():
-        cur = await conn.execute(
-            queries.claim_task,
-            {"run_id": run_id, "activity_id": activity_id, "lease_s": lease_s},
-        )
-        row = await cur.fetchone()
-    if row is None:
+        return await (await conn.execute(queries.claim_task, params)).fetchone()
+
+
+def _claim_from(row: dict[str, Any] | None, run_id: str, activity_id: str) -> Claim | None:
+    if row is None or row["id"] is None:
         return None
     return Claim(
         run_id=run_id,
@@ -144,6 +204,15 @@ async def claim(
         attempt=row["attempts"],
         max_attempts=row["max_attempts"],
         timeout_s=row["timeout_s"],
+    )
+
+
+def _discarding(claim: Claim) -> None:
+    logger.warning(
+        "discarding late result of task %s (attempt %s on %s): the claim has moved on",
+        claim.key,
+        claim.attempt,
+        claim.activity_id,
     )
 
 
@@ -178,12 +247,7 @@ async def complete(
             },
         )
         if cur.rowcount != 1:
-            logger.warning(
-                "discarding late result of task %s (attempt %s on %s): the claim has moved on",
-                claim.key,
-                claim.attempt,
-                claim.activity_id,
-            )
+            _discarding(claim)
             return False
         await _store_batches(conn, claim, batch_ids)
     return True

@@ -1,6 +1,7 @@
 """What one worker process shares between the jobs it runs: a database pool, one
-GolemNode, the loaded app modules, and a heartbeat that keeps claims alive and carries the
-supervisor's stop requests to the drivers."""
+GolemNode, the loaded app modules, a listener that wakes idle drivers when tasks become
+pending, and a heartbeat that keeps claims alive and carries the supervisor's stop
+requests to the drivers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
+from golem_tasks.db.listen import Listener
 
 
 class Driver(Protocol):
@@ -53,12 +55,15 @@ class WorkerContext:
             self.yagna.app_key, api_url=self.yagna.api_url, collect_payment_events=False
         )
         self.drivers: dict[str, Driver] = {}
+        #: Fires for a run when one of its tasks becomes pending.
+        self.pending = Listener(dsn, "listen_pending")
         self._apps: dict[str, App] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WorkerContext:
         self.pool = await open_pool(self.dsn, max_size=self.pool_size)
         await self.node.start()
+        await self.pending.__aenter__()
         self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
         return self
 
@@ -67,6 +72,7 @@ class WorkerContext:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        await self.pending.__aexit__(*exc)
         await self.node.aclose()
         await self.pool.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from golem.resources import Activity, Deploy, PoolingBatch, Start
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 results_log = logging.getLogger("golem_tasks.results")
 
 SETUP_TIMEOUT_S = 300.0
+#: Idle drivers are woken by NOTIFY when tasks become pending; this poll is the fallback.
 IDLE_POLL_S = 1.0
 #: This many failed tasks in a row mean the activity, not the tasks, is broken.
 FAILURES_IN_A_ROW = 3
@@ -61,6 +63,8 @@ class ActivityDriver:
         self.stop_reason: str | None = None
         self._stopped = asyncio.Event()
         self._current: asyncio.Task[Any] | None = None
+        #: Claimed with the previous result, run next.
+        self._next_claim: Claim | None = None
 
     # -- control ------------------------------------------------------------------------
 
@@ -208,14 +212,19 @@ class ActivityDriver:
     async def _work(self) -> None:
         assert self.activity is not None
         failures = 0
+        pending = self.ctx.pending.signal(self.run_id)
         while not self._stopped.is_set():
-            async with self.ctx.pool.connection() as conn:
-                claim = await taskstore.claim(conn, self.run_id, self.activity.id, self.ctx.lease_s)
+            claim, self._next_claim = self._next_claim, None
+            if claim is None:
+                seen = pending.count  # before the claim: a task fed after it wakes us
+                async with self.ctx.pool.connection() as conn:
+                    claim = await taskstore.claim(
+                        conn, self.run_id, self.activity.id, self.ctx.lease_s
+                    )
             if claim is None:
                 if await self._nothing_left():
                     return
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), IDLE_POLL_S)
+                await _first_of(self._stopped.wait(), pending.wait(seen), timeout=IDLE_POLL_S)
                 continue
             ok = await self._run_task(claim)
             if self._stopped.is_set():
@@ -282,7 +291,16 @@ class ActivityDriver:
         batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
         async with self.ctx.pool.connection() as conn:
             if error is None:
-                if await taskstore.complete(conn, claim, result, batches):
+                # The next task is claimed in the statement that stores this result.
+                stored, self._next_claim = await taskstore.complete_and_claim(
+                    conn,
+                    claim,
+                    result,
+                    batches,
+                    lease_s=self.ctx.lease_s,
+                    claim_next=not self._stopped.is_set(),
+                )
+                if stored:
                     results_log.info("task %s: %s", claim.key, _preview(result))
                 return True
             if self._stopped.is_set():
@@ -349,6 +367,16 @@ class ActivityDriver:
 def _preview(result: Any, width: int = 80) -> str:
     text = repr(result)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+async def _first_of(*waits: Awaitable[Any], timeout: float) -> None:
+    """Wait until one of ``waits`` is done or ``timeout`` passed; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def _missing_execute_task(app: App) -> Any:

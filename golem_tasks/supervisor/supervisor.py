@@ -31,6 +31,7 @@ from golem_tasks.clock import Clock, SystemClock
 from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import connect, open_pool, require_schema
+from golem_tasks.db.listen import Listener
 from golem_tasks.errors import UserError
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
@@ -187,7 +188,7 @@ class Supervisor:
             api_url=self.yagna.api_url,
             app_session_id=f"golem-tasks-{self.run_id}",
         )
-        async with qapp.open_async(), node:
+        async with qapp.open_async(), node, Listener(self.dsn, "listen_feed") as feed_wake:
             self.node, self.qapp = node, qapp
             allocations = Allocations(
                 node,
@@ -231,6 +232,7 @@ class Supervisor:
                 app,
                 window=self.options.window(),
                 callables=self.callables,
+                wake=feed_wake,
             )
             await payments.start()
             background = [

@@ -32,21 +32,53 @@ FROM tasks.task WHERE run_id = %(run_id)s;
 SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending';
 
 -- name: claim_task
--- The next pending task in feed order; concurrent claimers skip each other's rows.
-WITH next AS (
+-- The next pending task in feed order; concurrent claimers skip each other's rows. One
+-- round trip per task on the hot path: with a task_id the statement first completes that
+-- task (only if the claim is still the current one, as complete_task) and stores its
+-- batches; without claim_next it claims nothing. The claim that reaches the feeder's
+-- wake-up position clears it and wakes the feeder (see 0003_task_signals.sql).
+WITH done AS (
+    UPDATE tasks.task
+    SET status = 'done', result = %(result)s, error = NULL, lease_until = NULL,
+        finished_at = now()
+    WHERE id = %(task_id)s AND status = 'claimed' AND activity_id = %(activity_id)s
+      AND attempts = %(attempt)s
+    RETURNING id
+), batches AS (
+    INSERT INTO tasks.batch (id, run_id, activity_id, task_id, attempt)
+    SELECT b.id, %(run_id)s, %(activity_id)s, done.id, %(attempt)s
+    FROM done CROSS JOIN unnest(%(batch_ids)s::text[]) AS b(id)
+    ON CONFLICT (id) DO NOTHING
+), next AS (
     SELECT id FROM tasks.task
-    WHERE run_id = %(run_id)s AND status = 'pending'
+    WHERE run_id = %(run_id)s AND status = 'pending' AND %(claim_next)s
     ORDER BY position
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks.task t
+    SET status = 'claimed', attempts = t.attempts + 1, activity_id = %(activity_id)s,
+        claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
+        started_at = coalesce(t.started_at, now())
+    FROM next
+    WHERE t.id = next.id
+    RETURNING t.id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s, t.position
+), wake AS (
+    UPDATE tasks.run SET feed_wake_at = NULL
+    WHERE id = %(run_id)s AND feed_wake_at <= (SELECT position FROM claimed)
+    RETURNING pg_notify('golem_tasks_feed', id)
 )
-UPDATE tasks.task t
-SET status = 'claimed', attempts = t.attempts + 1, activity_id = %(activity_id)s,
-    claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
-    started_at = coalesce(t.started_at, now())
-FROM next
-WHERE t.id = next.id
-RETURNING t.id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s;
+SELECT (SELECT count(*) FROM done) AS completed, claimed.*
+FROM (VALUES (1)) AS one LEFT JOIN claimed ON true;
+
+-- name: set_feed_wake_at
+UPDATE tasks.run SET feed_wake_at = %(position)s WHERE id = %(run_id)s;
+
+-- name: listen_feed
+LISTEN golem_tasks_feed;
+
+-- name: listen_pending
+LISTEN golem_tasks_pending;
 
 -- name: complete_task
 UPDATE tasks.task
