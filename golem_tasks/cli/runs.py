@@ -198,10 +198,10 @@ def supervise(**params: Any) -> None:
     APP is an importable module name or a path to a .py file.
     """
     options = make_options(params)
-    load_app(options.app)  # bad app: one line, nothing written
+    app = load_app(options.app)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
-    supervisor = Supervisor(options, dsn)
+    supervisor = Supervisor(options, dsn, app=app, schema_checked=True)
     click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
     outcome = run_until_signalled(supervisor.main, supervisor.request_stop)
     report(outcome, dsn)
@@ -275,9 +275,8 @@ def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str
 def run(devnet_providers: int | None, **params: Any) -> None:
     """Supervise APP and work on it in this process; Ctrl+C stops everything cleanly."""
     options = make_options(params, local_only=True)
-    load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
+    # The runner checks the app and the schema (once) before anything is written.
     dsn = resolve_dsn(params["dsn"]).dsn
-    _check_schema(dsn)
     runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
     outcome = run_until_signalled(runner.main, runner.stop)
     report(outcome, dsn)

@@ -84,6 +84,7 @@ class Supervisor:
         clock: Clock | None = None,
         callables: CallableTasks | None = None,
         app: App | None = None,
+        schema_checked: bool = False,
     ) -> None:
         self.options = options
         self.dsn = dsn
@@ -96,6 +97,8 @@ class Supervisor:
         self.clock = clock or SystemClock()
         self.callables = callables
         self.app = app
+        #: The caller checked the schema already (``Runner``): one check per start is enough.
+        self.schema_checked = schema_checked
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None
@@ -132,8 +135,9 @@ class Supervisor:
             raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
-            async with self.pool.connection() as conn:
-                await require_schema(conn, self.dsn)
+            if not self.schema_checked:
+                async with self.pool.connection() as conn:
+                    await require_schema(conn, self.dsn)
             self.lock_conn = await connect(self.dsn, autocommit=True)
             async with self.lock_conn:
                 row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)

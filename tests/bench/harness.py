@@ -175,3 +175,99 @@ async def compare(
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+class RssWatch:
+    """Samples the peak RSS of processes (and their children) until stopped."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self.peaks: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            for one in [pid, *children_of(pid)]:
+                peak = peak_rss_mib(one)
+                if peak is not None:
+                    self.peaks[name] = max(self.peaks[name], peak)
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(0.5)
+
+    def __enter__(self) -> RssWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def spawn_cli(
+    *args: str, env: dict[str, str], log: Path
+) -> tuple[asyncio.subprocess.Process, float]:
+    """``golem-tasks ARGS`` with its output in ``log``; (process, wall-clock launch time)."""
+    handle = log.open("ab")
+    launched = time.time()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "golem_tasks",
+        *args,
+        stdout=handle,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+    handle.close()
+    return proc, launched
+
+
+async def done_count(dsn: str, run_id: str) -> int:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(  # benchmark-only inline SQL
+            "SELECT count(*) FROM tasks.task WHERE run_id = %s AND status = 'done'", (run_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def timed_cli(*args: str, env: dict[str, str]) -> float:
+    """Wall time of one ``golem-tasks ARGS`` from launch to exit (output discarded)."""
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "golem_tasks",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return time.perf_counter() - started
