@@ -245,6 +245,9 @@ class Supervisor:
             ]
             try:
                 await retrying(allocations.current, what="create allocation")
+                # Offers come in while the rest starts (the first tick hires them); a
+                # failure here is retried by the ticks.
+                await _best_effort("publish the demand", market.subscribe())
                 await payments.reconcile()
                 if self.callables is not None:
                     # Callables of tasks stored before a restart exist only once re-fed.
