@@ -131,24 +131,24 @@ async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
     return TaskCounts(**{k: int(v) for k, v in row.items()})
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What one activity asks of :func:`claim_many`: store the result of its ``previous``
+    claim (if any), then claim its next task (if ``claim_next``)."""
+
+    activity_id: str
+    previous: Claim | None = None
+    result: Any = None
+    batch_ids: Sequence[str] = ()
+    claim_next: bool = True
+
+
 async def claim(
     conn: psycopg.AsyncConnection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
 ) -> Claim | None:
     """Take the next pending task for ``activity_id``; ``None`` when there is none."""
-    row = await _claim_statement(
-        conn,
-        {
-            "run_id": run_id,
-            "activity_id": activity_id,
-            "lease_s": lease_s,
-            "task_id": None,
-            "attempt": None,
-            "result": None,
-            "batch_ids": [],
-            "claim_next": True,
-        },
-    )
-    return _claim_from(row, run_id, activity_id)
+    [(_, claimed)] = await claim_many(conn, run_id, [ClaimRequest(activity_id)], lease_s)
+    return claimed
 
 
 async def complete_and_claim(
@@ -162,42 +162,52 @@ async def complete_and_claim(
 ) -> tuple[bool, Claim | None]:
     """:func:`complete`, then claim the activity's next task, in one statement (one round
     trip per task). Returns (stored, next claim); ``stored`` is False for a stale claim."""
-    row = await _claim_statement(
-        conn,
-        {
-            "run_id": claim.run_id,
-            "activity_id": claim.activity_id,
-            "lease_s": lease_s,
-            "task_id": claim.task_id,
-            "attempt": claim.attempt,
-            "result": Jsonb(result),
-            "batch_ids": list(batch_ids),
-            "claim_next": claim_next,
-        },
-    )
-    stored = bool(row and row["completed"])
-    if not stored:
-        _discarding(claim)
-    return stored, _claim_from(row, claim.run_id, claim.activity_id)
+    request = ClaimRequest(claim.activity_id, claim, result, batch_ids, claim_next)
+    [answer] = await claim_many(conn, claim.run_id, [request], lease_s)
+    return answer
 
 
-async def _claim_statement(
-    conn: psycopg.AsyncConnection, params: dict[str, Any]
-) -> dict[str, Any] | None:
-    """One statement is its own transaction on an autocommit connection; no BEGIN/COMMIT
-    round trips needed."""
-    if conn.autocommit:
-        return await (await conn.execute(queries.claim_task, params)).fetchone()
-    async with conn.transaction():
-        return await (await conn.execute(queries.claim_task, params)).fetchone()
+async def claim_many(
+    conn: psycopg.AsyncConnection,
+    run_id: str,
+    requests: Sequence[ClaimRequest],
+    lease_s: float = DEFAULT_LEASE_S,
+) -> list[tuple[bool, Claim | None]]:
+    """Serve several activities of one run in one statement: for each request, in order,
+    (its result was stored, its next claim). Activities must be distinct."""
+    previous = [r.previous for r in requests]
+    params = {
+        "run_id": run_id,
+        "lease_s": lease_s,
+        "task_ids": [p.task_id if p else None for p in previous],
+        "activity_ids": [r.activity_id for r in requests],
+        "attempts": [p.attempt if p else None for p in previous],
+        "results": [Jsonb(r.result) if r.previous else None for r in requests],
+        "claim_next": [r.claim_next for r in requests],
+        "batch_task_ids": [r.previous.task_id for r in requests if r.previous for _ in r.batch_ids],
+        "batch_ids": [b for r in requests if r.previous for b in r.batch_ids],
+    }
+    if conn.autocommit:  # one statement is its own transaction: no BEGIN/COMMIT round trips
+        rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+    else:
+        async with conn.transaction():
+            rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+    done = {row["id"] for row in rows if row["kind"] == "done"}
+    claimed = {row["activity_id"]: row for row in rows if row["kind"] == "claimed"}
+    answers = []
+    for request in requests:
+        stored = request.previous is not None and request.previous.task_id in done
+        if request.previous is not None and not stored:
+            _discarding(request.previous)
+        row = claimed.get(request.activity_id)
+        answers.append((stored, _claim_from(row, run_id) if row else None))
+    return answers
 
 
-def _claim_from(row: dict[str, Any] | None, run_id: str, activity_id: str) -> Claim | None:
-    if row is None or row["id"] is None:
-        return None
+def _claim_from(row: dict[str, Any], run_id: str) -> Claim:
     return Claim(
         run_id=run_id,
-        activity_id=activity_id,
+        activity_id=row["activity_id"],
         task_id=row["id"],
         key=row["key"],
         data=row["data"],

@@ -21,6 +21,7 @@ from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
 from golem_tasks.db.listen import Listener
+from workers.claims import ClaimBatcher
 
 
 class Driver(Protocol):
@@ -57,11 +58,13 @@ class WorkerContext:
         self.drivers: dict[str, Driver] = {}
         #: Fires for a run when one of its tasks becomes pending.
         self.pending = Listener(dsn, "listen_pending")
+        self.claims: ClaimBatcher
         self._apps: dict[str, App] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WorkerContext:
         self.pool = await open_pool(self.dsn, max_size=self.pool_size)
+        self.claims = ClaimBatcher(self.pool, self.lease_s)
         await self.node.start()
         await self.pending.__aenter__()
         self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")

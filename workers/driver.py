@@ -23,7 +23,7 @@ from golem_tasks.db import access
 from golem_tasks.errors import describe
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
-from golem_tasks.taskstore import Claim
+from golem_tasks.taskstore import Claim, ClaimRequest
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -217,10 +217,7 @@ class ActivityDriver:
             claim, self._next_claim = self._next_claim, None
             if claim is None:
                 seen = pending.count  # before the claim: a task fed after it wakes us
-                async with self.ctx.pool.connection() as conn:
-                    claim = await taskstore.claim(
-                        conn, self.run_id, self.activity.id, self.ctx.lease_s
-                    )
+                _, claim = await self.ctx.claims.submit(self.run_id, ClaimRequest(self.activity.id))
             if claim is None:
                 if await self._nothing_left():
                     return
@@ -289,20 +286,17 @@ class ActivityDriver:
         finally:
             self._current = None
         batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        if error is None:
+            # The next task is claimed in the statement that stores this result (batched
+            # with the other drivers of this process).
+            stored, self._next_claim = await self.ctx.claims.submit(
+                self.run_id,
+                ClaimRequest(activity.id, claim, result, batches, not self._stopped.is_set()),
+            )
+            if stored:
+                results_log.info("task %s: %s", claim.key, _preview(result))
+            return True
         async with self.ctx.pool.connection() as conn:
-            if error is None:
-                # The next task is claimed in the statement that stores this result.
-                stored, self._next_claim = await taskstore.complete_and_claim(
-                    conn,
-                    claim,
-                    result,
-                    batches,
-                    lease_s=self.ctx.lease_s,
-                    claim_next=not self._stopped.is_set(),
-                )
-                if stored:
-                    results_log.info("task %s: %s", claim.key, _preview(result))
-                return True
             if self._stopped.is_set():
                 await taskstore.release_activity(conn, activity.id, error, count_attempt=False)
                 return False

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from golem_tasks import taskstore
-from golem_tasks.db.connect import connect, connection
+from golem_tasks.db.connect import connect, connection, open_pool
 from golem_tasks.db.queries import queries
-from golem_tasks.taskstore import NewTask
+from golem_tasks.taskstore import ClaimRequest, NewTask
 from tests.helpers import make_run
+from workers.claims import ClaimBatcher
 
 PGBENCH = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages"
 FEED_CHUNK = 5000
@@ -45,27 +46,43 @@ async def _feed(dsn: str, run_id: str, count: int) -> None:
             await taskstore.feed(conn, run_id, batch, max_attempts=3, timeout_s=None)
 
 
-async def claim_and_complete(dsn: str, *, tasks: int, claimers: int = 8) -> DbPath:
-    """``claimers`` connections claim and complete ``tasks`` tasks as fast as they can."""
-    activities = await make_run(dsn, run_id="dbpath", activities=claimers, prefix="db")
-    await _feed(dsn, "dbpath", tasks)
+async def claim_and_complete(
+    dsn: str, *, tasks: int, claimers: int = 8, batched: bool = True
+) -> DbPath:
+    """``claimers`` drivers claim and complete ``tasks`` tasks as fast as they can: through
+    one worker process's :class:`ClaimBatcher` (as drivers do), or each on its own
+    connection with a statement per task (``batched=False``)."""
+    prefix = "db" if batched else "dbsingle"
+    run_id = f"{prefix}path"
+    activities = await make_run(dsn, run_id=run_id, activities=claimers, prefix=prefix)
+    await _feed(dsn, run_id, tasks)
     latencies: list[float] = []
     done = [0]
+    pool = await open_pool(dsn, max_size=claimers + 2)
+    batcher = ClaimBatcher(pool, taskstore.DEFAULT_LEASE_S)
 
     async def claimer(activity_id: str) -> None:
         conn = await connect(dsn, autocommit=True)
         async with conn:
-            started = time.perf_counter()
-            claim = await taskstore.claim(conn, "dbpath", activity_id)
-            latencies.append(time.perf_counter() - started)
-            while claim is not None:
+            claim: taskstore.Claim | None = None
+            first = True
+            while first or claim is not None:
+                result = claim.data["n"] * 7 if claim else None
+                request = ClaimRequest(activity_id, claim, result)
                 started = time.perf_counter()
-                stored, claim = await taskstore.complete_and_claim(conn, claim, claim.data["n"] * 7)
+                if batched:
+                    stored, claim = await batcher.submit(run_id, request)
+                else:
+                    [(stored, claim)] = await taskstore.claim_many(conn, run_id, [request])
                 latencies.append(time.perf_counter() - started)
                 done[0] += stored
+                first = False
 
     started = time.perf_counter()
-    await asyncio.gather(*(claimer(a) for a in activities))
+    try:
+        await asyncio.gather(*(claimer(a) for a in activities))
+    finally:
+        await pool.close()
     elapsed = time.perf_counter() - started
     assert done[0] == tasks, f"{done[0]} of {tasks} completed"
     latencies.sort()
@@ -79,19 +96,21 @@ async def claim_and_complete(dsn: str, *, tasks: int, claimers: int = 8) -> DbPa
 
 def pgbench_script() -> str:
     """``claim_task`` with pgbench variables: each transaction completes the client's
-    previous task and claims its next one, exactly as a driver does."""
+    previous task and claims its next one, as one unbatched driver does."""
     values = {
         "run_id": "'pgbench'",
-        "activity_id": "'pgact' || :client_id",
+        "activity_ids": "ARRAY['pgact' || :client_id]",
         "lease_s": "30",
-        "task_id": ":id",
-        "attempt": ":attempts",
-        "result": "'7'::jsonb",
+        "task_ids": "ARRAY[:id]",
+        "attempts": "ARRAY[:attempts]",
+        "results": "ARRAY['7'::jsonb]",
+        "claim_next": "ARRAY[true]",
+        "batch_task_ids": "'{}'",
         "batch_ids": "'{}'",
-        "claim_next": "true",
     }
     sql = re.sub(r"%\((\w+)\)s", lambda m: values[m[1]], queries.claim_task)
-    # Drop the first column so that \gset sets only id, attempts, ... of the claim.
+    # \gset takes one row: the claim (the statement also lists the stored result).
+    sql = sql[: sql.index("SELECT 'done' AS kind")] + "SELECT id, attempts FROM claimed"
     sql = sql.replace(
         "SELECT (SELECT count(*) FROM done) AS completed, claimed.*", "SELECT claimed.*"
     )

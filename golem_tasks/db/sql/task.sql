@@ -32,44 +32,64 @@ FROM tasks.task WHERE run_id = %(run_id)s;
 SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending';
 
 -- name: claim_task
--- The next pending task in feed order; concurrent claimers skip each other's rows. One
--- round trip per task on the hot path: with a task_id the statement first completes that
--- task (only if the claim is still the current one, as complete_task) and stores its
--- batches; without claim_next it claims nothing. The claim that reaches the feeder's
--- wake-up position clears it and wakes the feeder (see 0003_task_signals.sql).
-WITH done AS (
-    UPDATE tasks.task
-    SET status = 'done', result = %(result)s, error = NULL, lease_until = NULL,
+-- Complete and claim for several activities of one run at once (a worker process batches
+-- its drivers' requests: one round trip for all of them). Each input row may complete the
+-- activity's previous task (task_id; only if its claim is still current, as complete_task)
+-- with the result's batches, and may ask for the activity's next task (claim_next). Next
+-- tasks are the first pending ones in feed order; concurrent claimers skip each other's
+-- rows. The claim that reaches the feeder's wake-up position clears it and wakes the
+-- feeder (see 0003_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
+-- each task claimed (by activity_id).
+WITH input AS (
+    SELECT *
+    FROM unnest(%(task_ids)s::bigint[], %(activity_ids)s::text[], %(attempts)s::integer[],
+                %(results)s::jsonb[], %(claim_next)s::boolean[])
+         WITH ORDINALITY AS i(task_id, activity_id, attempt, result, claim_next, n)
+), done AS (
+    UPDATE tasks.task t
+    SET status = 'done', result = i.result, error = NULL, lease_until = NULL,
         finished_at = now()
-    WHERE id = %(task_id)s AND status = 'claimed' AND activity_id = %(activity_id)s
-      AND attempts = %(attempt)s
-    RETURNING id
+    FROM input i
+    WHERE t.id = i.task_id AND t.status = 'claimed' AND t.activity_id = i.activity_id
+      AND t.attempts = i.attempt
+    RETURNING t.id, t.activity_id, t.attempts
 ), batches AS (
     INSERT INTO tasks.batch (id, run_id, activity_id, task_id, attempt)
-    SELECT b.id, %(run_id)s, %(activity_id)s, done.id, %(attempt)s
-    FROM done CROSS JOIN unnest(%(batch_ids)s::text[]) AS b(id)
+    SELECT b.id, %(run_id)s, done.activity_id, done.id, done.attempts
+    FROM unnest(%(batch_task_ids)s::bigint[], %(batch_ids)s::text[]) AS b(task_id, id)
+    JOIN done ON done.id = b.task_id
     ON CONFLICT (id) DO NOTHING
+), wanted AS (
+    SELECT activity_id, row_number() OVER (ORDER BY n) AS k FROM input WHERE claim_next
 ), next AS (
-    SELECT id FROM tasks.task
-    WHERE run_id = %(run_id)s AND status = 'pending' AND %(claim_next)s
-    ORDER BY position
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    SELECT id, row_number() OVER (ORDER BY position) AS k
+    FROM (
+        SELECT id, position FROM tasks.task
+        WHERE run_id = %(run_id)s AND status = 'pending'
+        ORDER BY position
+        LIMIT (SELECT count(*) FROM wanted)
+        FOR UPDATE SKIP LOCKED
+    ) AS free
 ), claimed AS (
     UPDATE tasks.task t
-    SET status = 'claimed', attempts = t.attempts + 1, activity_id = %(activity_id)s,
+    SET status = 'claimed', attempts = t.attempts + 1, activity_id = w.activity_id,
         claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
         started_at = coalesce(t.started_at, now())
-    FROM next
+    FROM next JOIN wanted w USING (k)
     WHERE t.id = next.id
-    RETURNING t.id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s, t.position
+    RETURNING t.id, t.activity_id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s,
+              t.position
 ), wake AS (
     UPDATE tasks.run SET feed_wake_at = NULL
-    WHERE id = %(run_id)s AND feed_wake_at <= (SELECT position FROM claimed)
+    WHERE id = %(run_id)s AND feed_wake_at <= (SELECT max(position) FROM claimed)
     RETURNING pg_notify('golem_tasks_feed', id)
 )
-SELECT (SELECT count(*) FROM done) AS completed, claimed.*
-FROM (VALUES (1)) AS one LEFT JOIN claimed ON true;
+SELECT 'done' AS kind, id, activity_id, NULL::text AS key, NULL::jsonb AS data, attempts,
+       NULL::integer AS max_attempts, NULL::double precision AS timeout_s
+FROM done
+UNION ALL
+SELECT 'claimed', id, activity_id, key, data, attempts, max_attempts, timeout_s
+FROM claimed;
 
 -- name: set_feed_wake_at
 UPDATE tasks.run SET feed_wake_at = %(position)s WHERE id = %(run_id)s;
