@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+from golem.node import GolemNode
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
 from golem_tasks import taskstore
@@ -285,7 +286,9 @@ class ActivityDriver:
             error = describe(exc)
         finally:
             self._current = None
-        batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        ran = [b for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        batches = [b.id for b in ran]
+        forget_batches(self.ctx.node, activity, ran)
         if error is None:
             # The next task is claimed in the statement that stores this result (batched
             # with the other drivers of this process).
@@ -356,6 +359,19 @@ class ActivityDriver:
                 agreement_id=self.agreement_id,
             )
         logger.warning("agreement %s: %s", self.agreement_id, reason)
+
+
+def forget_batches(node: GolemNode, activity: Activity, batches: list[PoolingBatch]) -> None:
+    """golem-core keeps every batch an activity ran (``Activity.children`` and the node's
+    resource index) for the node's life: a million tasks would be a million batches in
+    memory, and every ``activity.children`` copies the list. Once a task's batches are
+    recorded, the finished ones are let go (a batch still running stays)."""
+    index = node._resources.get(PoolingBatch, {})
+    for batch in batches:
+        if batch.done:
+            with contextlib.suppress(ValueError):
+                activity._children.remove(batch)
+            index.pop(batch.id, None)
 
 
 def _preview(result: Any, width: int = 80) -> str:
