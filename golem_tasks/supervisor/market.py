@@ -112,6 +112,7 @@ class Market:
         self._unfilled = 0
         self._busy: set[str] = set()
         self._banned: set[str] = set()
+        self._agreed: set[str] = set()
 
     # -- demand -------------------------------------------------------------------------
 
@@ -303,6 +304,12 @@ class Market:
             )
         return 0
 
+    def take_agreed(self) -> set[str]:
+        """Providers agreed with since the last call (the supervisor's view of live
+        agreements may predate them)."""
+        agreed, self._agreed = self._agreed, set()
+        return agreed
+
     def _usable(self) -> list[Offer]:
         """Offers of providers that neither work for this run nor are banned from it."""
         return [
@@ -363,6 +370,7 @@ class Market:
                     return
                 await access.execute(conn, "approve_agreement", id=agreement.id)
             await self._decide(theirs.id, "agreed", None)
+            self._agreed.add(offer.provider_id)
             logger.info("agreement %s with %s (score %s)", agreement.id, name, offer.score)
             await self.on_agreement(agreement.id)
         except ProposalRejected as exc:

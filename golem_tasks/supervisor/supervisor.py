@@ -106,6 +106,8 @@ class Supervisor:
         self._stop_code = EXIT_INTERRUPTED
         self._job_restarts: Counter[str] = Counter()
         self._terminate_failures: Counter[str] = Counter()
+        #: The job last dispatched for each agreement by this supervisor.
+        self._jobs: dict[str, int] = {}
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
 
@@ -329,7 +331,8 @@ class Supervisor:
         want = self.options.workers
         if run["feed_done"]:
             want = min(want, open_tasks)
-        busy = {row["provider_id"] for row in live} | market.negotiating
+        # Agreements made since ``live`` was read are in neither set: count them too.
+        busy = {row["provider_id"] for row in live} | market.negotiating | market.take_agreed()
         await market.hire(max(want - len(busy), 0), busy, await self._avoided_providers())
         await self._log_progress(len(live), run["feed_done"])
         return False
@@ -424,6 +427,7 @@ class Supervisor:
             self.qapp, queue=self.queue_name, run_id=self.run_id, agreement_id=agreement_id
         )
         if job_id is not None:
+            self._jobs[agreement_id] = job_id
             async with self.pool.connection() as conn:
                 await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
         else:
@@ -450,7 +454,8 @@ class Supervisor:
             if row["terminate_reason"]:
                 await self._terminate(agreement_id, row["terminate_reason"])
                 continue
-            job = await self._job_state(row["job_id"])
+            # A job dispatched since the row was read is not in it yet.
+            job = await self._job_state(row["job_id"] or self._jobs.get(agreement_id))
             if job == "alive":
                 if row["activity_status"] == "ready":
                     self._job_restarts.pop(agreement_id, None)  # it makes progress

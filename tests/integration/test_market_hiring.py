@@ -73,6 +73,9 @@ async def test_one_hire_call_fills_every_slot_as_offers_arrive(
                 await asyncio.wait_for(all_agreed.wait(), 60)
                 await asyncio.sleep(0.5)
                 assert len(agreed) == wanted  # and not one more
+                # The supervisor counts these as busy even before it sees them stored.
+                assert len(market.take_agreed()) == wanted
+                assert market.take_agreed() == set()
             finally:
                 await market.close()
                 await pool.close()
