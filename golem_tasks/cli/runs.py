@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,8 +21,10 @@ from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
 from golem_tasks.errors import UserError
 from golem_tasks.pricing import PriceLimits
-from golem_tasks.runner import Runner
-from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
+from golem_tasks.supervisor.options import RunOptions
+
+if TYPE_CHECKING:
+    from golem_tasks.supervisor import RunOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +199,8 @@ def supervise(**params: Any) -> None:
 
     APP is an importable module name or a path to a .py file.
     """
+    from golem_tasks.supervisor import Supervisor
+
     options = make_options(params)
     app = load_app(options.app)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
@@ -274,6 +278,8 @@ def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str
 )
 def run(devnet_providers: int | None, **params: Any) -> None:
     """Supervise APP and work on it in this process; Ctrl+C stops everything cleanly."""
+    from golem_tasks.runner import Runner
+
     options = make_options(params, local_only=True)
     # The runner checks the app and the schema (once) before anything is written.
     dsn = resolve_dsn(params["dsn"]).dsn
