@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import taskstore
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 #: Statements in flight at once; more requests wait for the next one.
 MAX_IN_FLIGHT = 2
+DEADLOCK_ATTEMPTS = 3
 
 Answer = tuple[bool, Claim | None]
 
@@ -56,10 +58,7 @@ class ClaimBatcher:
                     by_run.setdefault(run_id, []).append((request, future))
             for run_id, items in by_run.items():
                 try:
-                    async with self.pool.connection() as conn:
-                        answers = await taskstore.claim_many(
-                            conn, run_id, [request for request, _ in items], self.lease_s
-                        )
+                    answers = await self._claim_many(run_id, [request for request, _ in items])
                 except Exception as exc:
                     for _, future in items:
                         if not future.done():
@@ -71,3 +70,17 @@ class ClaimBatcher:
         finally:
             self._free += 1
             self._dispatch()
+
+    async def _claim_many(self, run_id: str, requests: list[ClaimRequest]) -> list[Answer]:
+        """A deadlock (with another process's multi-row update) rolled the statement back
+        entirely: it is safe to run again, and one failure must not break every driver
+        of the batch."""
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                async with self.pool.connection() as conn:
+                    return await taskstore.claim_many(conn, run_id, requests, self.lease_s)
+            except psycopg.errors.DeadlockDetected:
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                logger.info("claim statement deadlocked (attempt %d); running it again", attempt)
+        raise AssertionError("unreachable")

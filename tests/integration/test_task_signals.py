@@ -118,3 +118,24 @@ async def test_complete_and_claim_stores_the_result_and_its_batches_once(
         {"key": "0", "result": {"r": 0}, "batches": ["b1", "b2"]},
         {"key": "1", "result": 7, "batches": None},
     ]
+
+
+async def test_heartbeat_skips_claims_being_stored_instead_of_waiting(
+    installed_dsn: str,
+) -> None:
+    """A claim statement in flight holds its task rows; the heartbeat must not wait for it
+    (two multi-row updates in different orders deadlock)."""
+    [a, b] = await make_run(installed_dsn, activities=2)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        tasks = [NewTask(str(n), n, {"n": n}) for n in range(2)]
+        await taskstore.feed(conn, "r1", tasks, max_attempts=2, timeout_s=None)
+        first = await taskstore.claim(conn, "r1", a)
+        second = await taskstore.claim(conn, "r1", b)
+        assert first is not None and second is not None
+    async with connection(installed_dsn) as holder, connection(installed_dsn) as beat:
+        await holder.execute(  # test-only inline SQL: a statement that is storing task 1
+            "SELECT id FROM tasks.task WHERE id = %s FOR UPDATE", (first.task_id,)
+        )
+        await asyncio.wait_for(taskstore.renew_leases(beat, [a, b]), 5)
+        await beat.commit()
+        await holder.rollback()

@@ -125,13 +125,19 @@ ON CONFLICT (id) DO NOTHING;
 
 -- name: renew_leases
 -- The driving worker's heartbeat: its activities are alive and their claims stay its own.
+-- A claim row locked right now is being completed or claimed (which sets its lease): it is
+-- skipped, so that the heartbeat never waits for, or deadlocks with, the claim statements.
 WITH seen AS (
     UPDATE tasks.activity SET heartbeat_at = now()
     WHERE id = ANY(%(activity_ids)s::text[])
     RETURNING id
+), held AS (
+    SELECT id FROM tasks.task
+    WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed'
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE tasks.task SET lease_until = now() + make_interval(secs => %(lease_s)s)
-WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed';
+WHERE id IN (SELECT id FROM held);
 
 -- name: release_activity_claims
 -- An activity that stops gives its claimed tasks back. When the activity broke (provider
