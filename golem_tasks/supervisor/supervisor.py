@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import procrastinate
 import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
@@ -441,6 +440,9 @@ class Supervisor:
         """
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+        # A job dispatched since the rows were read is not in them yet.
+        job_ids = {row["id"]: row["job_id"] or self._jobs.get(row["id"]) for row in rows}
+        states = await self._job_states([i for i in job_ids.values() if i is not None])
         live = []
         for row in rows:
             agreement_id = row["id"]
@@ -454,8 +456,8 @@ class Supervisor:
             if row["terminate_reason"]:
                 await self._terminate(agreement_id, row["terminate_reason"])
                 continue
-            # A job dispatched since the row was read is not in it yet.
-            job = await self._job_state(row["job_id"] or self._jobs.get(agreement_id))
+            job_id = job_ids[agreement_id]
+            job = "none" if job_id is None else states.get(job_id, "ended")
             if job == "alive":
                 if row["activity_status"] == "ready":
                     self._job_restarts.pop(agreement_id, None)  # it makes progress
@@ -490,17 +492,21 @@ class Supervisor:
         await self._terminate(row["id"], f"not approved (state {state})")
         return False
 
-    async def _job_state(self, job_id: int | None) -> str:
-        """alive, aborted (its worker shut down), ended, or none."""
-        if job_id is None:
-            return "none"
-        try:
-            status = await queue.job_status(self.qapp, job_id)
-        except procrastinate.exceptions.NoResult:
-            return "ended"  # finished and deleted
-        if status in queue.LIVE_STATUSES:
-            return "alive"
-        return "aborted" if status == queue.Status.ABORTED else "ended"
+    async def _job_states(self, job_ids: list[int]) -> dict[int, str]:
+        """alive, aborted (its worker shut down) or ended, by job id, in one query; a job
+        not in the answer has ended (finished jobs are deleted)."""
+        if not job_ids:
+            return {}
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "job_statuses", ids=job_ids)
+        states = {}
+        for row in rows:
+            status = queue.Status(row["status"])
+            if status in queue.LIVE_STATUSES:
+                states[row["id"]] = "alive"
+            else:
+                states[row["id"]] = "aborted" if status == queue.Status.ABORTED else "ended"
+        return states
 
     async def _terminate(self, agreement_id: str, reason: str) -> None:
         """Terminate on yagna, then record it; a failure is retried on the next tick."""
