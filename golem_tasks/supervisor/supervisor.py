@@ -443,6 +443,17 @@ class Supervisor:
         # A job dispatched since the rows were read is not in them yet.
         job_ids = {row["id"]: row["job_id"] or self._jobs.get(row["id"]) for row in rows}
         states = await self._job_states([i for i in job_ids.values() if i is not None])
+        # A job that ended after the rows were read stopped its activity before it ended:
+        # read again what the rows said of the activities of ended jobs.
+        if any(
+            states.get(job_ids[row["id"]] or -1) != "alive"
+            and row["activity_status"] not in ("stopped", "failed")
+            for row in rows
+        ):
+            async with self.pool.connection() as conn:
+                fresh = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+            latest = {row["id"]: row for row in fresh}
+            rows = [latest.get(row["id"], row) for row in rows]
         live = []
         for row in rows:
             agreement_id = row["id"]
