@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench chaos clean
+.PHONY: install run test lint format bench chaos clean record-yagna
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ bench: install
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos
+
+# Record the real yagna daemon's answers for the conformance suite (tests/conformance/):
+# golem-node 0.17.6 from PyPI ships the binary; it goes into its own venv, not the project's.
+YAGNA_VENV ?= .yagna-venv
+record-yagna: install
+	test -x $(YAGNA_VENV)/bin/yagna || ($(PYTHON) -m venv $(YAGNA_VENV) && \
+		$(YAGNA_VENV)/bin/pip install --quiet golem-node==0.17.6)
+	$(BIN)/python -m tests.conformance.record_yagna --yagna $(YAGNA_VENV)/bin/yagna
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

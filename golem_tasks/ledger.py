@@ -1,9 +1,12 @@
 """The hourly budget rule applied to debit notes and invoices, with every decision stored.
 
 A debit note carries its activity's cumulative total; it adds to the spend only its
-increase over the activity's last accepted note. An invoice adds what the agreement's
+increase over the activity's last accepted note, and nothing once its agreement's invoice
+was accepted (the invoice is the final total). An invoice adds what the agreement's
 accepted notes had not covered. A document is accepted only if the spend accepted within
-the last hour plus what it adds stays within the hourly budget.
+the last hour plus what it adds stays within the hourly budget; since the supervisor
+keeps activities only while what they can charge fits (see ``budget``), one that does not
+fit was overcharged, and is rejected for good.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import psycopg
@@ -20,20 +24,35 @@ from golem_tasks.db import access
 WINDOW = timedelta(hours=1)
 
 
+class Verdict(str, Enum):
+    """What was decided about a document (stored as the row's status)."""
+
+    #: It fits the hourly budget: accepted, to be paid.
+    ACCEPTED = "accepted"
+    #: It does not fit the budget although the budget was kept for every activity ordered:
+    #: its provider charged more than it may. Rejected for good (yagna's reject call).
+    OVER_BUDGET = "rejected"
+
+
 @dataclass(frozen=True)
 class Decision:
-    accepted: bool
+    verdict: Verdict
     increment: Decimal
     reason: str | None
     allocation_id: str | None
     #: ``True`` when this document had been decided before (a redelivered event).
     known: bool = False
 
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPTED
+
 
 def budget_reason(spent: Decimal, increment: Decimal, budget: Decimal) -> str:
     return (
-        f"budget exceeded: {spent.normalize()} accepted in the last hour plus "
-        f"{increment.normalize()} would pass the hourly budget of {budget.normalize()}"
+        f"charged more than the budget kept for it: {spent.normalize():f} accepted in the "
+        f"last hour plus {increment.normalize():f} would pass the hourly budget of "
+        f"{budget.normalize():f}"
     )
 
 
@@ -49,7 +68,7 @@ async def _allocation(conn: psycopg.AsyncConnection, run_id: str, now: datetime)
 
 def _known(row: dict) -> Decision:
     return Decision(
-        row["status"] == "accepted",
+        Verdict(row["status"]),
         Decimal(row["increment"]),
         row["reason"],
         row["allocation_id"],
@@ -88,19 +107,23 @@ async def _decide(
 ) -> Decision:
     """Decide and store one document in one transaction.
 
-    An accepted document stays accepted (a redelivery gets the stored decision); a refused
-    one is decided again, since the sliding hour may have room by now.
+    A decision stays (a redelivery gets the stored one). Rows ``refused`` by an earlier
+    version, which decided such documents again later, are decided again.
     """
     async with conn.transaction():
         await access.execute(conn, "spend_lock", run_id=run_id)
         row = await access.one(conn, kind.get, id=doc_id)
-        if row is not None and row["status"] == "accepted":
+        if row is not None and row["status"] in (Verdict.ACCEPTED.value, Verdict.OVER_BUDGET.value):
             return _known(row)
         covered = await access.one(conn, kind.covered, **covered_by)
-        increment = max(Decimal(0), amount - Decimal(covered["total"]))
+        if covered["invoiced"]:
+            increment = Decimal(0)  # the agreement's invoice already settled everything
+        else:
+            increment = max(Decimal(0), amount - Decimal(covered["total"]))
         spent = await _spent(conn, run_id, now)
         allocation_id = await _allocation(conn, run_id, now)
         accepted = spent + increment <= budget
+        verdict = Verdict.ACCEPTED if accepted else Verdict.OVER_BUDGET
         reason = None if accepted else budget_reason(spent, increment, budget)
         if accepted and allocation_id is None and increment > 0:
             raise NoAllocation(f"no allocation for {now.isoformat()} yet")
@@ -110,14 +133,13 @@ async def _decide(
             id=doc_id,
             run_id=run_id,
             increment=increment,
-            status="accepted" if accepted else "refused",
+            status=verdict.value,
             reason=reason,
             allocation_id=allocation_id if accepted else None,
             now=now,
             **facts,
         )
-    refused_again = row is not None and not accepted
-    return Decision(accepted, increment, reason, allocation_id, known=refused_again)
+    return Decision(verdict, increment, reason, allocation_id)
 
 
 async def decide_debit_note(
@@ -130,6 +152,7 @@ async def decide_debit_note(
     total_amount_due: Decimal,
     budget: Decimal,
     now: datetime,
+    issued_at: datetime | None = None,
 ) -> Decision:
     """A debit note adds its increase over the activity's last accepted note."""
     return await _decide(
@@ -138,11 +161,12 @@ async def decide_debit_note(
         run_id=run_id,
         doc_id=note_id,
         amount=total_amount_due,
-        covered_by={"activity_id": activity_id},
+        covered_by={"activity_id": activity_id, "agreement_id": agreement_id},
         facts={
             "agreement_id": agreement_id,
             "activity_id": activity_id,
             "total_amount_due": total_amount_due,
+            "issued_at": issued_at,
         },
         budget=budget,
         now=now,

@@ -46,6 +46,11 @@ def _decimal(value: Any) -> Decimal:
     return result
 
 
+def property_value(properties: Mapping[str, Any], key: str) -> Any:
+    """A property by dotted key, whether the dict is flat or nested (``None`` if absent)."""
+    return _flat(properties, key)
+
+
 def _flat(properties: Mapping[str, Any], key: str) -> Any:
     """A property by dotted key, whether the dict is flat or nested."""
     if key in properties:

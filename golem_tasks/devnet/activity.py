@@ -47,7 +47,12 @@ from typing import Any
 import aiohttp
 
 from golem_tasks.devnet.clock import Clock, isoformat
-from golem_tasks.devnet.errors import BadRequest, NotFound, gsb_endpoint_not_found
+from golem_tasks.devnet.errors import (
+    BadRequest,
+    NotFound,
+    gsb_endpoint_not_found,
+    unknown_activity,
+)
 from golem_tasks.devnet.events import Signal, wait_until
 from golem_tasks.devnet.exescript import (
     MAX_CAPTURE,
@@ -327,7 +332,7 @@ class ExeUnits:
     def get(self, activity_id: str) -> Activity:
         activity = self.activities.get(activity_id)
         if activity is None:
-            raise NotFound(f"Activity [{activity_id}] not found")
+            raise unknown_activity(activity_id)
         return activity
 
     def live(self, activity_id: str) -> Activity:

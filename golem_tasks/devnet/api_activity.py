@@ -9,9 +9,11 @@ from aiohttp import web
 
 from golem_tasks.devnet.errors import BadRequest
 from golem_tasks.devnet.rest import (
+    body_error,
     body_json,
     body_object,
     network,
+    query_error,
     query_int,
     query_timeout,
     respond,
@@ -29,7 +31,9 @@ async def create_activity(request: web.Request) -> web.Response:
     elif isinstance(data, dict) and isinstance(data.get("agreementId"), str):
         agreement_id, as_object = data["agreementId"], True
     else:
-        raise BadRequest('Json deserialize error: expected an agreement id or {"agreementId": ...}')
+        raise body_error(
+            request, 'Json deserialize error: expected an agreement id or {"agreementId": ...}'
+        )
     agreement = net.market.agreement(agreement_id)
     await net.gate(agreement.provider, "create_activity")
     activity = net.create_activity(agreement_id)
@@ -41,7 +45,7 @@ async def create_activity(request: web.Request) -> web.Response:
 async def list_activities(request: web.Request) -> web.Response:
     agreement_id = request.query.get("agreementId")
     if not agreement_id:
-        raise BadRequest("Query deserialize error: missing field `agreementId`")
+        raise query_error("missing field `agreementId`")
     net = network(request)
     net.market.agreement(agreement_id)
     return respond(

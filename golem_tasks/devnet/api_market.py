@@ -14,6 +14,7 @@ from golem_tasks.devnet.rest import (
     body_object,
     network,
     no_content,
+    query_error,
     query_max_events,
     query_timeout,
     query_timestamp,
@@ -127,7 +128,7 @@ async def create_agreement(request: web.Request) -> web.Response:
 async def list_agreements(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in AGREEMENT_STATES:
-        raise BadRequest(f"Query deserialize error: unknown agreement state {state!r}")
+        raise query_error(f"unknown agreement state {state!r}")
     # The contract names them afterDate/beforeDate beside a $ref to afterTimestamp/
     # beforeTimestamp (whose name wins in OpenAPI 3.0): take either.
     entries = network(request).market.list_agreements(

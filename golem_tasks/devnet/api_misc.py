@@ -1,5 +1,5 @@
-"""Identity (``GET /me``), version (``GET /version/get``) and Golem's image repository,
-served beside the yagna API.
+"""Identity (``GET /me``), version (``GET /version/get``, no app key needed, as in yagna)
+and Golem's image repository, served beside the yagna API.
 
 golem-core resolves ``RepositoryVmPayload(image_hash=...)`` through the image repository:
 ``GET <repo>/image.<hash>.link`` answers the image's URL as plain text, and that URL answers
@@ -15,16 +15,19 @@ import re
 from aiohttp import web
 
 from golem_tasks.devnet.errors import NotFound
-from golem_tasks.devnet.rest import network, respond
+from golem_tasks.devnet.rest import STARTED, network, respond
 
 _HASH = re.compile(r"^[0-9a-fA-F]{8,128}$")
 PUBLIC_PREFIXES = ("/image.", "/images/")
-#: The yagna release the devnet answers as (golem-js checks for a recent enough one).
+#: Paths answered without the app key, as yagna answers them.
+PUBLIC_PATHS = frozenset({"/version/get"})
+#: The yagna release the devnet answers as (golem-js checks for a recent enough one): the
+#: one its answers are compared with (tests/conformance).
 YAGNA_VERSION = {
-    "version": "0.17.1",
-    "name": "v0.17.1 (golem-tasks devnet)",
+    "version": "0.17.6",
+    "name": "v0.17.6 (golem-tasks devnet)",
     "seen": True,
-    "releaseTs": "2025-01-01T00:00:00",
+    "releaseTs": "2026-03-13T00:00:00",
 }
 
 
@@ -33,7 +36,11 @@ async def identity(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return respond({"current": YAGNA_VERSION})
+    started = request.app[STARTED]
+    current = {**YAGNA_VERSION, "insertionTs": started, "updateTs": started}
+    # yagna adds "pending": null; the contract's YagnaVersionInfo is not nullable, and a
+    # client reads an absent pending as it reads null.
+    return respond({"current": current})
 
 
 def _hash(request: web.Request) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from golem_tasks.devnet.clock import isoformat
-from golem_tasks.devnet.errors import BadRequest, NotFound
+from golem_tasks.devnet.errors import NotFound
 from golem_tasks.devnet.rest import (
+    body_error,
     body_object,
     network,
+    query_error,
     query_int,
     query_max_events,
     query_timeout,
@@ -31,12 +33,15 @@ async def demand_decorations(request: web.Request) -> web.Response:
         if part.strip()
     ]
     if not ids:
-        raise BadRequest("Query deserialize error: missing field `allocationIds`")
+        raise query_error("missing field `allocationIds`")
     return respond(network(request).payments.decorations(ids))
 
 
 async def create_allocation(request: web.Request) -> web.Response:
-    allocation = network(request).payments.create_allocation(await body_object(request))
+    data = await body_object(request)
+    if "totalAmount" not in data:
+        raise body_error(request, "Json deserialize error: missing field `totalAmount`")
+    allocation = network(request).payments.create_allocation(data)
     return respond(allocation.to_json(), status=201)
 
 

@@ -45,6 +45,11 @@ class ServiceError(ApiError):
     status = 500
 
 
+def unknown_activity(activity_id: str) -> ServiceError:
+    """yagna's answer to any call about an activity it does not know (500, not 404)."""
+    return ServiceError(f"DAO error: Not found: agreement id for activity: {activity_id}")
+
+
 def gsb_endpoint_not_found(address: str) -> ServiceError:
     """yagna's answer for a call routed to an exe-unit that no longer exists.
 

@@ -142,11 +142,13 @@ class Agreement:
         demand, offer = self.demand_proposal, self.offer_proposal
         body: dict[str, Any] = {
             "agreementId": self.id,
+            # yagna names the demand subscription here (clients find the agreement's demand
+            # by it), with the properties of the proposal that was agreed on.
             "demand": _market_object(
                 demand.properties,
                 demand.constraints_text,
                 "demandId",
-                demand.id,
+                demand.demand.id,
                 "requestorId",
                 demand.demand.requestor_id,
                 demand.timestamp,
@@ -314,8 +316,8 @@ class Market:
         demand = self.demands.get(demand_id)
         if demand is None:
             raise NotFound(f"Subscription [{demand_id}] wasn't found.")
-        if demand.state == "Unsubscribed":
-            raise Gone(f"Subscription [{demand_id}] was already unsubscribed.")
+        if demand.state == "Unsubscribed":  # yagna: 404, not the contract's 410
+            raise NotFound(f"Demand [{demand_id}] not found.")
         if demand.state == "Expired":
             raise Gone(f"Subscription [{demand_id}] expired.")
         demand.state = "Unsubscribed"
@@ -430,8 +432,11 @@ class Market:
     # ------------------------------------------------------------------ agreements
     def create_agreement(self, proposal_id: str, valid_to: datetime) -> Agreement:
         offer = self.proposals.get(proposal_id)
-        if offer is None:
-            raise NotFound(f"Proposal [{proposal_id}] not found.")
+        if offer is None:  # yagna: 400, not 404
+            raise BadRequest(
+                f"Can't create Agreement for Proposal [{proposal_id}]. "
+                f"Proposal [{proposal_id}] not found."
+            )
         if not offer.from_provider:
             raise BadRequest(
                 f"Can't create Agreement for an own Proposal [{proposal_id}]. "

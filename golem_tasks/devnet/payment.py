@@ -155,6 +155,7 @@ class Payments:
         self._accepted_activity: dict[str, Decimal] = {}
         self._accepted_agreement: dict[str, Decimal] = {}
         self._last_note: dict[str, str] = {}
+        self._agreement_of: dict[str, str] = {}  # activity id -> agreement id
         self._invoice_of: dict[str, str] = {}
         self._timers = Timers()
         #: Called when the requestor rejects a document, so the provider can react.
@@ -176,6 +177,49 @@ class Payments:
                 "receive": False,
             }
         ]
+
+    def status(self) -> dict[str, Any]:
+        """The account as ``yagna payment status --json`` shows it (yagna's StatusResult).
+
+        ``requested`` is what providers asked for per agreement (its invoice, else its
+        activities' latest debit notes), ``accepted`` what was accepted; the devnet pays
+        at once, so ``confirmed`` equals ``accepted``. Gas is a fixed 1 (t)ETH."""
+        requested: dict[str, Decimal] = {}
+        latest: dict[tuple[str, str], Decimal] = {}
+        for note in self.debit_notes.values():
+            key = (note.agreement_id, note.activity_id)
+            latest[key] = max(latest.get(key, Decimal(0)), note.amount)
+        for (agreement_id, _), amount in latest.items():
+            requested[agreement_id] = requested.get(agreement_id, Decimal(0)) + amount
+        for invoice in self.invoices.values():
+            requested[invoice.agreement_id] = invoice.amount
+        accepted = {a: v for a, v in self._accepted_agreement.items() if v > 0}
+        reserved = sum(
+            (a.remaining for a in self.allocations.values() if not a.released), Decimal(0)
+        )
+
+        def stat(amounts: dict[str, Decimal]) -> dict[str, Any]:
+            total = sum(amounts.values(), Decimal(0))
+            return {"totalAmount": amount_text(total), "agreementsCount": len(amounts)}
+
+        nothing = stat({})
+        short, long = self.platform.gas_currency
+        return {
+            "amount": amount_text(self.balance),
+            "reserved": amount_text(reserved),
+            "outgoing": {
+                "requested": stat(requested),
+                "accepted": stat(accepted),
+                "confirmed": stat(accepted),
+            },
+            "incoming": {"requested": nothing, "accepted": nothing, "confirmed": nothing},
+            "driver": self.platform.driver,
+            "network": self.platform.network,
+            "token": self.platform.token,
+            "gas": {"currency_short_name": short, "currency_long_name": long, "balance": "1"},
+            "block_number": 0,
+            "block_datetime": isoformat(self.clock.now()),
+        }
 
     # ------------------------------------------------------------------ allocations
     def create_allocation(self, body: Mapping[str, Any]) -> Allocation:
@@ -343,6 +387,7 @@ class Payments:
             usage=list(usage),
         )
         self._last_note[activity_id] = note.id
+        self._agreement_of[activity_id] = agreement_id
         self.debit_notes[note.id] = note
         self._document_event(note, "DebitNoteReceivedEvent", now)
         return note
@@ -582,20 +627,30 @@ class Payments:
                     del documents[document.id]
                     gone += 1
         if gone:
-            self._forget_orphans()
+            self._forget_orphans(live)
         for log in (self.debit_note_events, self.invoice_events, self.payments):
             gone += log.prune(cutoff)
         return gone
 
-    def _forget_orphans(self) -> None:
-        """Drop bookkeeping of activities and agreements that have no document left."""
-        activities = {note.activity_id for note in self.debit_notes.values()}
+    def _forget_orphans(self, live: Callable[[str], bool]) -> None:
+        """Drop bookkeeping of activities and agreements that have no document left and
+        can get no new one. What was accepted for a live agreement stays even when its
+        documents are gone: its next cumulative debit note, and its invoice, pay only
+        their increase over it (as yagna keeps the agreement's accepted total)."""
         agreements = {d.agreement_id for d in self.debit_notes.values()} | {
             i.agreement_id for i in self.invoices.values()
+        }
+        agreements |= {a for a in set(self._agreement_of.values()) if live(a)}
+        agreements |= {a for a in self._accepted_agreement if live(a)}
+        activities = {note.activity_id for note in self.debit_notes.values()} | {
+            activity
+            for activity, agreement in self._agreement_of.items()
+            if agreement in agreements
         }
         for mapping, keep in (
             (self._accepted_activity, activities),
             (self._last_note, activities),
+            (self._agreement_of, activities),
             (self._accepted_agreement, agreements),
             (self._invoice_of, agreements),
         ):

@@ -75,6 +75,9 @@ class Faults:
     error_rate: float = 0.0
     #: The HTTP status of injected errors (yagna answers network failures with 500).
     error_status: int = 500
+    #: Debit notes and invoices ask this many times what the usage costs at the offered
+    #: prices (a dishonest provider, for testing a requestor's budget).
+    overcharge: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,8 @@ def check_spec(spec: ProviderSpec, where: str) -> None:
             raise ProfileError(f"{where} faults: {name} must be a probability between 0 and 1")
     if faults.slowdown < 1.0:
         raise ProfileError(f"{where} faults: slowdown must be >= 1")
+    if not 1.0 <= faults.overcharge <= 1e6:
+        raise ProfileError(f"{where} faults: overcharge must be between 1 and 1000000")
     if faults.api_latency_sec < 0 or (
         faults.die_after_sec is not None and faults.die_after_sec < 0
     ):

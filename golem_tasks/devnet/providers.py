@@ -97,9 +97,13 @@ class Provider:
         }
 
     def cost(self, usage: Sequence[float]) -> Decimal:
-        """Linear pricing: start price plus price times counter for every usage counter."""
+        """Linear pricing: start price plus price times counter for every usage counter
+        (times the ``overcharge`` fault)."""
         cpu, duration = (Decimal(float(value)) for value in usage)
-        return self.coeffs[2] + self.coeffs[0] * cpu + self.coeffs[1] * duration
+        honest = self.coeffs[2] + self.coeffs[0] * cpu + self.coeffs[1] * duration
+        if self.faults.overcharge != 1.0:
+            return honest * Decimal(str(self.faults.overcharge))
+        return honest
 
     @property
     def busy(self) -> bool:

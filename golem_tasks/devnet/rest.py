@@ -18,6 +18,10 @@ from golem_tasks.devnet.jsontext import JsonError, parse_json
 from golem_tasks.devnet.network import Network
 
 NETWORK: web.AppKey[Network] = web.AppKey("network", Network)
+APP_KEY: web.AppKey[str] = web.AppKey("app_key", str)
+#: When the devnet started serving (naive UTC, as yagna writes such times): its release's
+#: insertionTs, its app key's creation time.
+STARTED: web.AppKey[str] = web.AppKey("started", str)
 #: Longest hold of a long poll, whatever the client asks (golem-core gives up after 16 s).
 MAX_POLL = 60.0
 #: The contract's default for ``timeout`` (``pollTimeout`` and ``ackTimeout``).
@@ -37,17 +41,23 @@ def network(request: web.Request) -> Network:
     return request.app[NETWORK]
 
 
+def body_error(request: web.Request, message: str) -> BadRequest:
+    """A body that does not parse (yagna: plain text outside the market API; the devnet
+    answers the contract's ErrorMessage everywhere)."""
+    return BadRequest(message)
+
+
 async def body_json(request: web.Request, *, required: bool = True) -> Any:
     """The JSON body; ``None`` for an empty body when not required."""
     raw = await request.read()
     if not raw.strip():
         if required:
-            raise BadRequest("Request body is required (JSON)")
+            raise body_error(request, "Request body is required (JSON)")
         return None
     try:
         return parse_json(raw)
     except JsonError as exc:
-        raise BadRequest(f"Json deserialize error: {exc}") from None
+        raise body_error(request, f"Json deserialize error: {exc}") from None
 
 
 async def body_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
@@ -55,8 +65,14 @@ async def body_object(request: web.Request, *, required: bool = True) -> dict[st
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise BadRequest("Json deserialize error: expected a JSON object")
+        raise body_error(request, "Json deserialize error: expected a JSON object")
     return data
+
+
+def query_error(message: str) -> BadRequest:
+    """A query string that does not parse (yagna: plain text; here the contract's
+    ErrorMessage)."""
+    return BadRequest(f"Query deserialize error: {message}")
 
 
 def query_float(request: web.Request, name: str, default: float | None) -> float | None:
@@ -66,9 +82,9 @@ def query_float(request: web.Request, name: str, default: float | None) -> float
     try:
         value = float(raw)
     except ValueError:
-        raise BadRequest(f"Query deserialize error: {name} must be a number, got {raw!r}") from None
+        raise query_error(f"{name} must be a number, got {raw!r}") from None
     if math.isnan(value) or value < 0:
-        raise BadRequest(f"Query deserialize error: {name} must be >= 0")
+        raise query_error(f"{name} must be >= 0")
     return value
 
 
@@ -92,7 +108,7 @@ def query_int(
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number != int(number):
-        raise BadRequest(f"Query deserialize error: {name} must be a whole number, got {raw!r}")
+        raise query_error(f"{name} must be a whole number, got {raw!r}")
     value = int(number)
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
@@ -113,9 +129,7 @@ def query_timestamp(request: web.Request, name: str) -> datetime | None:
     try:
         return parse_timestamp(raw)
     except ValueError:
-        raise BadRequest(
-            f"Query deserialize error: {name} must be an RFC 3339 date-time, got {raw!r}"
-        ) from None
+        raise query_error(f"{name} must be an RFC 3339 date-time, got {raw!r}") from None
 
 
 def reason_body(data: Any) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from golem_tasks.devnet.network import RETENTION, Network
 from golem_tasks.devnet.platform import PaymentPlatform
 from golem_tasks.devnet.profile import Profile, default_profile, load_profile
 from golem_tasks.devnet.server import Recorder, build_app
+from golem_tasks.devnet.shims import install_shims, path_with
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class Devnet:
         self._recorder = recorder
         self.retention = retention
         self.network: Network | None = None
+        self.bin_dir: Path | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
 
@@ -91,6 +94,8 @@ class Devnet:
             self.profile, self.seed, self.clock, self.platform, self._workdir, self.retention
         )
         self.network.start()
+        #: Programs requestor tools run by name (gftp), first on the PATH of ``env()``.
+        self.bin_dir = install_shims(self.network.workdir / "bin")
         app = build_app(self.network, self.app_key, self._recorder)
         # Long polls hold requests for seconds: do not wait them out when stopping.
         self._runner = web.AppRunner(
@@ -149,6 +154,7 @@ class Devnet:
             "YAGNA_PAYMENT_DRIVER": self.platform.driver,
             "YAGNA_SUBNET": self.subnet,
             "GOLEM_TASKS_IMAGE_REPO": self.image_repo,
+            "PATH": path_with(self.bin_dir) if self.bin_dir else os.environ.get("PATH", ""),
         }
 
     def export_lines(self) -> str:

@@ -3,7 +3,8 @@
 Middlewares, outermost first: an optional recorder (tests validate every response against
 the OpenAPI contract), the error mapper (``ApiError`` and aiohttp's own 404/405 become
 ``{"message": ...}``; an unexpected exception is logged and answered 500), and the app-key
-check (``Authorization: Bearer <key>``, or yagna's ``authToken`` query parameter).
+check (``Authorization: Bearer <key>``, or yagna's ``authToken`` query parameter; like yagna,
+``/version/get`` needs none).
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
-from golem_tasks.devnet import api_activity, api_market, api_misc, api_payment
+from golem_tasks.devnet import api_activity, api_devnet, api_market, api_misc, api_payment
 from golem_tasks.devnet.errors import ApiError
 from golem_tasks.devnet.network import Network
-from golem_tasks.devnet.rest import NETWORK, respond
+from golem_tasks.devnet.rest import APP_KEY, NETWORK, STARTED, respond
 
 logger = logging.getLogger(__name__)
 
 #: ``recorder(method, path, status, body)``: body is the decoded JSON, or None.
 Recorder = Callable[[str, str, int, Any], None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-APP_KEY: web.AppKey[str] = web.AppKey("app_key", str)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -52,15 +53,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(api_misc.PUBLIC_PREFIXES):
+    if request.path in api_misc.PUBLIC_PATHS or request.path.startswith(api_misc.PUBLIC_PREFIXES):
         return await handler(request)
     expected = request.app[APP_KEY]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         token = request.query.get("authToken", "")
+    # yagna's own words (yagna sends them as plain text; the contract's ErrorMessage wins).
     if not token:
-        return _error(401, "Missing authorization: send 'Authorization: Bearer <app key>'")
+        return _error(401, "Missing application key")
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
         return _error(401, "Invalid application key")
     return await handler(request)
@@ -93,8 +95,11 @@ def build_app(network: Network, app_key: str, recorder: Recorder | None = None) 
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[NETWORK] = network
     app[APP_KEY] = app_key
+    # yagna writes these naive (UTC, no zone), like releaseTs.
+    app[STARTED] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     app.add_routes(api_market.routes())
     app.add_routes(api_activity.routes())
     app.add_routes(api_payment.routes())
     app.add_routes(api_misc.routes())
+    app.add_routes(api_devnet.routes())
     return app

@@ -22,7 +22,7 @@ from golem.resources import Demand, DemandBuilder, Proposal
 from golem.resources.proposal.exceptions import ProposalRejected
 from psycopg_pool import AsyncConnectionPool
 
-from golem_tasks import images, pricing
+from golem_tasks import budget, images, pricing
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
 from golem_tasks.pricing import PriceLimits
@@ -58,6 +58,8 @@ class Offer:
     provider_id: str
     provider_name: str | None
     price: pricing.LinearPrice
+    #: The most its first activity can charge before its first debit note is judged.
+    reserve: Decimal = Decimal(0)
 
     @property
     def score(self) -> Decimal:
@@ -91,6 +93,7 @@ class Market:
         self.limits = limits
         self.demand_ttl = timedelta(seconds=demand_ttl_s)
         self.agreement_lifetime = timedelta(seconds=agreement_lifetime_s)
+        self.debit_note_interval_s = debit_note_interval_s
         self.payment_terms = {
             PROP_DEBIT_NOTE_INTERVAL: debit_note_interval_s,
             PROP_PAYMENT_TIMEOUT: payment_timeout_s,
@@ -99,6 +102,10 @@ class Market:
         self.on_agreement = on_agreement
         self.offers: dict[str, Offer] = {}
         self.negotiating: set[str] = set()
+        #: What each negotiation in flight may cost before its first debit note is judged.
+        self._reserved: dict[str, Decimal] = {}
+        #: The last hire found offers that the budget could not carry, and hired none.
+        self.priced_out = False
         self._demand: Demand | None = None
         self._demand_expires: datetime | None = None
         self._terms: Terms | None = None
@@ -113,6 +120,8 @@ class Market:
         self._busy: set[str] = set()
         self._banned: set[str] = set()
         self._agreed: set[str] = set()
+        #: The budget room of the last ``hire`` less what was reserved since (None: no limit).
+        self._room_left: Decimal | None = None
 
     # -- demand -------------------------------------------------------------------------
 
@@ -211,7 +220,12 @@ class Market:
         if price is None or reason is not None:
             logger.debug("offer from %s refused: %s", name or provider_id, reason)
             return
-        self.offers[provider_id] = Offer(proposal, provider_id, name, price)
+        # The interval we ask for (the provider may only raise it to its own minimum).
+        terms = budget.Terms.from_properties(
+            {**properties, budget.DEBIT_NOTE_INTERVAL: self.debit_note_interval_s},
+            self.debit_note_interval_s,
+        )
+        self.offers[provider_id] = Offer(proposal, provider_id, name, price, terms.new_activity())
         self._hire_unfilled()
 
     async def _record_proposal(
@@ -263,14 +277,24 @@ class Market:
             return last is None or (now - last).total_seconds() >= RESUBSCRIBE_AFTER_FAILURE_S
         return now >= self._demand_expires - self.demand_ttl / 10
 
-    async def hire(self, count: int, busy: set[str], banned: set[str]) -> int:
+    @property
+    def reserved(self) -> Decimal:
+        """What the negotiations in flight may cost before their first debit note."""
+        return sum(self._reserved.values(), Decimal(0))
+
+    async def hire(
+        self, count: int, busy: set[str], banned: set[str], room: Decimal | None = None
+    ) -> int:
         """Start up to ``count`` negotiations with the cheapest offers; return how many.
 
         Also keeps the demand alive: renewed before it expires, republished when golem-core
         stopped collecting its offers. ``busy`` providers already work for this run;
-        ``banned`` ones are not hired again.
+        ``banned`` ones are not hired again. With ``room``, only offers whose first
+        activity can charge no more than it (together) are taken (the prospective budget);
+        ``priced_out`` then says whether the budget kept every usable offer out.
         """
         now = self.clock.now()
+        self.priced_out = False
         if self._demand_due(now):
             await self.subscribe()
         for provider_id in banned & self.offers.keys():
@@ -279,10 +303,18 @@ class Market:
             self._starved_since = None
             self._unfilled = 0
             return 0
-        self._busy, self._banned = busy, banned
+        self._busy, self._banned, self._room_left = busy, banned, room
+        usable = self._usable()
+        slots = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
         started = self._start_negotiations(count)
         self._unfilled = count - started
-        if started or self._usable():
+        if usable and not started and slots > 0:
+            self.priced_out = True
+            logger.debug(
+                "budget: %d offers, none fits the %s left", len(usable), room and room.normalize()
+            )
+            return 0
+        if usable:
             self._starved_since = None
             return started
         # Nobody to hire: meet providers whose offers we used up, and say so when it lasts.
@@ -324,12 +356,24 @@ class Market:
             self._unfilled -= self._start_negotiations(self._unfilled)
 
     def _start_negotiations(self, count: int) -> int:
-        """Negotiate with up to ``count`` of the cheapest usable offers; return how many."""
-        room = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
-        chosen = sorted(self._usable(), key=lambda offer: offer.score)[: max(room, 0)]
+        """Negotiate with up to ``count`` of the cheapest usable offers whose first
+        activity fits what is left of the budget room; return how many."""
+        slots = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
+        chosen: list[Offer] = []
+        left = self._room_left
+        for offer in sorted(self._usable(), key=lambda offer: offer.score):
+            if len(chosen) >= slots:
+                break
+            if left is not None:
+                if offer.reserve > left:
+                    continue
+                left -= offer.reserve
+            chosen.append(offer)
+        self._room_left = left
         for offer in chosen:
             del self.offers[offer.provider_id]
             self.negotiating.add(offer.provider_id)
+            self._reserved[offer.provider_id] = offer.reserve
             task = asyncio.create_task(self._negotiate(offer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -385,6 +429,7 @@ class Market:
             logger.warning("negotiation with %s failed: %s", name, exc)
         finally:
             self.negotiating.discard(offer.provider_id)
+            self._reserved.pop(offer.provider_id, None)
             self._busy.add(offer.provider_id)  # until the next tick says otherwise
             self._hire_unfilled()
 

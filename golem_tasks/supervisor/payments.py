@@ -1,11 +1,14 @@
-"""Debit notes and invoices: checked against the hourly budget, stored, then accepted.
+"""Debit notes and invoices: checked against the hourly budget, stored, then accepted,
+or rejected when their provider charged more than the budget kept for it.
 
 Documents are handled one at a time, in arrival order, so the budget rule sees every
-earlier decision. The decision is stored before yagna is told. Nothing is dropped: a
-document whose handling fails is tried again with back-off, and yagna's list of documents
-is reconciled at start and every few minutes (golem-core's event collectors can miss one
-when they fail). The cost manager (``--max-price``) judges an activity on each of its
-accepted notes.
+earlier decision. The decision is stored before yagna is told, and stays: an acceptance
+whose allocation was released meanwhile is paid from the current one. Nothing is dropped:
+a document whose handling fails is tried again with back-off (a bounded number of times,
+then the failure is recorded and only reconciliation tries again), and yagna's list of
+documents is reconciled at start and every few minutes (golem-core's event collectors can
+miss one when they fail). The cost manager (``--max-price``) judges an activity on each of
+its accepted notes.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from golem.node import GolemNode
 from golem.resources import DebitNote, Invoice, NewDebitNote, NewInvoice
 from golem.utils.low import get_requestor_api
 from psycopg_pool import AsyncConnectionPool
+from ya_payment import models
 
 from golem_tasks import ledger
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
-from golem_tasks.retry import retrying
+from golem_tasks.retry import is_transient, retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 
@@ -36,6 +40,10 @@ RECONCILE_EVERY_S = 300.0
 PAGE = 100
 MAX_PAGES = 1000
 MAX_DELAY_S = 60.0
+#: Failed handlings of one document before it is left to reconciliation (with an error).
+MAX_FAILURES = 8
+#: What a rejection tells the provider (yagna's RejectionReason).
+REJECTION_REASON = "INCORRECT_AMOUNT"
 
 Document = DebitNote | Invoice
 
@@ -51,7 +59,6 @@ class Payments:
         budget: Decimal,
         allocations: Allocations,
         clock: Clock,
-        on_budget_exceeded: Callable[[str], Awaitable[None]],
         max_price: Decimal | None = None,
         warmup_s: float = 300.0,
     ) -> None:
@@ -62,13 +69,14 @@ class Payments:
         self.budget = budget
         self.allocations = allocations
         self.clock = clock
-        self.on_budget_exceeded = on_budget_exceeded
         self.max_price = max_price
         self.warmup_s = warmup_s
         self._queue: asyncio.Queue[Document] = asyncio.Queue()
         self._queued: set[str] = set()
         self._failures: dict[str, int] = {}
         self._retries: set[asyncio.Task[None]] = set()
+        #: Documents whose handling failed MAX_FAILURES times: left to reconciliation.
+        self._given_up: set[str] = set()
         self.invoice_seen = asyncio.Event()
 
     def enqueue(self, document: Document) -> None:
@@ -94,6 +102,7 @@ class Payments:
                 try:
                     await self._handle(document)
                     self._failures.pop(document.id, None)
+                    self._given_up.discard(document.id)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -122,6 +131,9 @@ class Payments:
         failures = self._failures.get(document.id, 0) + 1
         self._failures[document.id] = failures
         delay = min(MAX_DELAY_S, 2.0**failures)
+        if failures >= MAX_FAILURES and not isinstance(exc, ledger.NoAllocation):
+            self._give_up(document, exc, failures)
+            return
         if isinstance(exc, ledger.NoAllocation):
             logger.info(
                 "%s %s waits for this hour's allocation", type(document).__name__, document.id
@@ -144,6 +156,27 @@ class Payments:
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
 
+    def _give_up(self, document: Document, exc: Exception, failures: int) -> None:
+        """Stop retrying a document that keeps failing; say why where users look."""
+        self._failures.pop(document.id, None)
+        self._given_up.add(document.id)
+        message = (
+            f"{type(document).__name__} {document.id} could not be handled after {failures} "
+            f"attempts ({type(exc).__name__}: {exc}); it is tried again only when "
+            f"reconciliation finds it still waiting in yagna"
+        )
+        logger.error("%s", message)
+
+        async def record() -> None:
+            async with self.pool.connection() as conn:
+                await record_error(
+                    conn, self.run_id, source="payment", kind="payment", message=message
+                )
+
+        task = asyncio.create_task(record())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
     async def _reconcile_periodically(self) -> None:
         while True:
             await asyncio.sleep(RECONCILE_EVERY_S)
@@ -155,7 +188,8 @@ class Payments:
                 logger.warning("payment reconciliation failed: %s", exc)
 
     async def reconcile(self) -> None:
-        """Queue this run's documents that yagna still holds as received, oldest first."""
+        """Queue this run's documents that yagna still holds as received, oldest first
+        (also those given up on: a periodic, bounded retry)."""
         api = get_requestor_api(DebitNote, self.node)
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "run_agreement_ids", run_id=self.run_id)
@@ -177,6 +211,7 @@ class Payments:
             self.enqueue(
                 self.node.debit_note(doc_id) if kind == "note" else self.node.invoice(doc_id)
             )
+        self._given_up.clear()
         if waiting:
             logger.info("%d payment documents waiting in yagna queued again", len(waiting))
 
@@ -217,8 +252,11 @@ class Payments:
                 total_amount_due=Decimal(data.total_amount_due),
                 budget=self.budget,
                 now=self.clock.now(),
+                issued_at=data.timestamp,
             )
-        await self._settle(note, str(data.status), decision, Decimal(data.total_amount_due))
+        await self._settle(
+            note, data.agreement_id, str(data.status), decision, Decimal(data.total_amount_due)
+        )
         if decision.accepted:
             await self._judge_cost(data.activity_id)
 
@@ -237,32 +275,103 @@ class Payments:
                 budget=self.budget,
                 now=self.clock.now(),
             )
-        await self._settle(invoice, str(data.status), decision, Decimal(data.amount))
+        await self._settle(
+            invoice, data.agreement_id, str(data.status), decision, Decimal(data.amount)
+        )
         self.invoice_seen.set()
 
     async def _settle(
-        self, document: DebitNote | Invoice, status: str, decision: ledger.Decision, amount: Decimal
+        self,
+        document: Document,
+        agreement_id: str,
+        status: str,
+        decision: ledger.Decision,
+        amount: Decimal,
     ) -> None:
-        """Tell yagna what was decided: accept (again, after a crash), or stop the run."""
+        """Tell yagna what was decided (again, after a crash): accept, or reject."""
+        if status.upper() != RECEIVED:
+            return  # yagna knows already
         if decision.accepted:
-            if status.upper() == RECEIVED:
-                await self._accept(document, decision.allocation_id, amount)
-        elif not decision.known:
-            logger.warning(
-                "%s %s refused: %s", type(document).__name__, document.id, decision.reason
-            )
-            if decision.reason and decision.reason.startswith("budget"):
-                await self.on_budget_exceeded(decision.reason)
+            await self._accept(document, decision, amount)
+        else:
+            await self._reject(document, agreement_id, decision)
 
-    async def _accept(
-        self, document: DebitNote | Invoice, allocation_id: str | None, amount: Decimal
-    ) -> None:
-        assert allocation_id is not None
-        allocation = self.node.allocation(allocation_id)
-        await retrying(
-            lambda: document.accept(allocation, amount), what=f"accept {type(document).__name__}"
+    async def _accept(self, document: Document, decision: ledger.Decision, amount: Decimal) -> None:
+        """Accept from the allocation the decision was made under, or, when that one is
+        gone (released after its hour, replaced by a new --budget), from the current one:
+        money decided stays decided."""
+        kind = type(document).__name__
+        allocation_id = decision.allocation_id
+        if allocation_id is None or not await self._usable(allocation_id):
+            allocation_id = await self._pay_from_current(document, decision)
+        try:
+            await retrying(
+                lambda: document.accept(self.node.allocation(allocation_id), amount),
+                what=f"accept {kind}",
+            )
+        except Exception as exc:
+            if is_transient(exc) or allocation_id != decision.allocation_id:
+                raise
+            # yagna no longer takes that allocation (it timed out there): the current one.
+            logger.info("%s %s: allocation %s refused (%s)", kind, document.id, allocation_id, exc)
+            allocation_id = await self._pay_from_current(document, decision)
+            await retrying(
+                lambda: document.accept(self.node.allocation(allocation_id), amount),
+                what=f"accept {kind}",
+            )
+        logger.debug("accepted %s %s for %s", kind, document.id, amount)
+
+    async def _usable(self, allocation_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            row = await access.one(conn, "get_allocation", id=allocation_id)
+        return row is not None and row["released_at"] is None
+
+    async def _pay_from_current(self, document: Document, decision: ledger.Decision) -> str:
+        allocation = await self.allocations.current()
+        query = (
+            "set_debit_note_paid_from"
+            if isinstance(document, DebitNote)
+            else ("set_invoice_paid_from")
         )
-        logger.debug("accepted %s %s for %s", type(document).__name__, document.id, amount)
+        async with self.pool.connection() as conn:
+            await access.execute(conn, query, id=document.id, allocation_id=allocation.id)
+        logger.info(
+            "%s %s decided under allocation %s is paid from %s",
+            type(document).__name__,
+            document.id,
+            decision.allocation_id,
+            allocation.id,
+        )
+        return allocation.id
+
+    async def _reject(
+        self, document: Document, agreement_id: str, decision: ledger.Decision
+    ) -> None:
+        """Reject an overcharge through yagna, end the agreement, never hire it again."""
+        kind = type(document).__name__
+        reason = decision.reason or "charged more than the budget kept for it"
+        rejection = models.Rejection(
+            rejection_reason=REJECTION_REASON, total_amount_accepted="0", message=reason[:500]
+        )
+        api = get_requestor_api(DebitNote, self.node)
+        call = api.reject_debit_note if isinstance(document, DebitNote) else api.reject_invoice
+        await retrying(lambda: call(document.id, rejection), what=f"reject {kind}")
+        message = f"{kind} {document.id} rejected: {reason}"
+        async with self.pool.connection() as conn:
+            await access.execute(
+                conn, "request_agreement_end", id=agreement_id, reason=message, avoid=True
+            )
+            if decision.known:
+                return  # decided before a crash, told to yagna only now: recorded before
+            logger.warning("%s", message)
+            await record_error(
+                conn,
+                self.run_id,
+                source="payment",
+                kind="overcharge",
+                message=message,
+                agreement_id=agreement_id,
+            )
 
     async def _judge_cost(self, activity_id: str) -> None:
         """The cost manager: stop an activity whose results cost more than ``max_price``."""

@@ -17,13 +17,14 @@ from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
 
-from golem_tasks import queue, taskstore
+from golem_tasks import budget, queue, taskstore
 from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
@@ -52,6 +53,9 @@ MAX_TERMINATE_ATTEMPTS = 5
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 TERMINATE_TIMEOUT_S = 30.0
+#: At a budget stop, workers get this long to end their activities before the supervisor
+#: destroys them itself (within budget.STOP_MARGIN_S of the decision).
+BUDGET_STOP_WAIT_S = 5.0
 #: Activities are retired this long before their agreement expires (or a tenth of its life).
 RETIRE_BEFORE_EXPIRY = timedelta(minutes=10)
 
@@ -123,6 +127,8 @@ class Supervisor:
         self._stop.set()
 
     async def _budget_exceeded(self, reason: str) -> None:
+        """The budget cannot carry the run further: stop before anything is charged that
+        could not be paid (documents still coming for work ordered fit, and are paid)."""
         await self._error("payment", "budget", reason)
         self._set_stop(reason, "stopped", EXIT_BUDGET)
 
@@ -212,7 +218,6 @@ class Supervisor:
                 budget=self.options.budget.amount,
                 allocations=allocations,
                 clock=self.clock,
-                on_budget_exceeded=self._budget_exceeded,
                 max_price=self.options.max_price,
                 warmup_s=self.options.warmup_s,
             )
@@ -330,11 +335,40 @@ class Supervisor:
         want = self.options.workers
         if run["feed_done"]:
             want = min(want, open_tasks)
+        standing = await self._budget_standing()
+        if standing.exposure.running and not standing.fits:
+            await self._budget_exceeded(standing.reason())
+            return False
         # Agreements made since ``live`` was read are in neither set: count them too.
         busy = {row["provider_id"] for row in live} | market.negotiating | market.take_agreed()
-        await market.hire(max(want - len(busy), 0), busy, await self._avoided_providers())
+        await market.hire(
+            max(want - len(busy), 0),
+            busy,
+            await self._avoided_providers(),
+            room=standing.room - market.reserved,
+        )
+        if market.priced_out and not live and not market.negotiating:
+            await self._budget_exceeded(
+                f"budget reached: no provider can be hired within the "
+                f"{max(standing.room, Decimal(0)).normalize():f} left of the hourly budget of "
+                f"{standing.budget.normalize():f} ({standing.spent.normalize():f} accepted in "
+                f"the last hour, up to {standing.exposure.total.normalize():f} still to come)"
+            )
+            return False
         await self._log_progress(len(live), run["feed_done"])
         return False
+
+    async def _budget_standing(self) -> budget.Standing:
+        """The prospective budget rule: accepted spend plus what every activity may still
+        charge before its next debit note (see :mod:`golem_tasks.budget`)."""
+        async with self.pool.connection() as conn:
+            return await budget.standing(
+                conn,
+                self.run_id,
+                self.clock.now(),
+                self.options.budget.amount,
+                default_interval_s=self.options.debit_note_interval_s,
+            )
 
     async def _check_lock(self) -> None:
         """The run's lock lives on one connection: if it dropped, another supervisor could
@@ -591,7 +625,10 @@ class Supervisor:
 
     async def _wait_for_activities(self, reason: str) -> None:
         """Give workers time to end their activities; end the rest from here."""
-        deadline = asyncio.get_running_loop().time() + self.options.stop_wait_s
+        wait = self.options.stop_wait_s
+        if self._stop_code == EXIT_BUDGET:  # their charges are kept only this long ahead
+            wait = min(wait, BUDGET_STOP_WAIT_S)
+        deadline = asyncio.get_running_loop().time() + wait
         while True:
             async with self.pool.connection() as conn:
                 left = await access.all_rows(conn, "unfinished_activities", run_id=self.run_id)

@@ -20,7 +20,7 @@ async def _draft(api: Api, subnet: str = "public") -> tuple[str, dict]:
 
 async def test_lifecycle_and_events(api) -> None:
     before = datetime.now(timezone.utc).isoformat()
-    _, draft = await _draft(api)
+    demand_id, draft = await _draft(api)
     agreement_id = await api.ok(
         "POST",
         f"{MARKET}/agreements",
@@ -41,7 +41,10 @@ async def test_lifecycle_and_events(api) -> None:
     assert data["appSessionId"] == "s1"
     assert data["offer"]["providerId"] == draft["issuerId"]
     assert data["offer"]["offerId"] == draft["proposalId"]
-    assert data["demand"]["demandId"] == draft["prevProposalId"]
+    # As yagna: the demand subscription's id, which clients use to find the agreement's
+    # demand (not the id of our counter-proposal).
+    assert data["demand"]["demandId"] == demand_id
+    assert data["demand"]["demandId"] != draft["prevProposalId"]
     assert "approvedDate" in data
     listed = await api.ok("GET", f"{MARKET}/agreements", params={"appSessionId": "s1"})
     assert [entry["id"] for entry in listed] == [agreement_id]
@@ -96,7 +99,7 @@ async def test_refusals(api) -> None:
     status, _ = await api.call(
         "POST", f"{MARKET}/agreements", json_body={**body, "proposalId": "P-unknown"}
     )
-    assert status == 404
+    assert status == 400  # as yagna: "Can't create Agreement for Proposal [...]"
     assert (await api.call("GET", f"{MARKET}/agreements/unknown"))[0] == 404
 
 

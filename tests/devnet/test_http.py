@@ -29,11 +29,16 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_missing_or_wrong_app_key_is_401(api, method: str, path: str) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
+    # yagna's words (it sends them as plain text; the contract's ErrorMessage wins here).
+    for headers, text in (
+        ({}, "Missing application key"),
+        ({"Authorization": "Bearer wrong"}, "Invalid application key"),
+        ({"Authorization": "Basic abc"}, "Missing application key"),
+    ):
         url = api.base + path
         async with api.session.request(method, url, headers=headers) as response:
             assert response.status == 401
-            assert "message" in await response.json()
+            assert (await response.json()) == {"message": text}
 
 
 async def test_auth_token_query_parameter(api, devnet) -> None:
@@ -49,7 +54,22 @@ async def test_identity(api, devnet) -> None:
 
 async def test_version(api) -> None:
     version = await api.ok("GET", "/version/get")
-    assert set(version["current"]) >= {"version", "name", "seen", "releaseTs"}
+    assert set(version["current"]) == {
+        "version",
+        "name",
+        "seen",
+        "releaseTs",
+        "insertionTs",
+        "updateTs",
+    }
+
+
+async def test_version_needs_no_app_key(api) -> None:
+    """yagna answers /version/get without a key: clients check the daemon's version first."""
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        async with api.session.get(api.base + "/version/get", headers=headers) as response:
+            assert response.status == 200
+            assert (await response.json())["current"]["version"] == "0.17.6"
 
 
 async def test_image_repository_needs_no_key(api) -> None:
@@ -79,10 +99,6 @@ async def test_unknown_ids_are_404(api) -> None:
         ("POST", f"{MARKET}/agreements/x/confirm"),
         ("POST", f"{MARKET}/agreements/x/wait"),
         ("POST", f"{MARKET}/agreements/x/terminate"),
-        ("GET", f"{ACTIVITY}/activity/x/state"),
-        ("GET", f"{ACTIVITY}/activity/x/usage"),
-        ("POST", f"{ACTIVITY}/activity/x/exec"),
-        ("GET", f"{ACTIVITY}/activity/x/exec/y"),
         ("GET", f"{PAYMENT}/allocations/x"),
         ("GET", f"{PAYMENT}/debitNotes/x"),
         ("GET", f"{PAYMENT}/invoices/x"),
@@ -90,6 +106,23 @@ async def test_unknown_ids_are_404(api) -> None:
         status, body = await api.call(method, path, json_body={"text": "[]"})
         assert status == 404, (method, path, status, body)
         assert isinstance(body, dict) and body.get("message"), (method, path)
+
+
+async def test_unknown_activities_are_500_as_in_yagna(api) -> None:
+    """yagna 0.17.6 answers every call about an activity it does not know with 500
+    "DAO error: Not found: agreement id for activity: <id>" (not 404)."""
+    for method, path in (
+        ("GET", f"{ACTIVITY}/activity/x/state"),
+        ("GET", f"{ACTIVITY}/activity/x/usage"),
+        ("GET", f"{ACTIVITY}/activity/x/agreement"),
+        ("GET", f"{ACTIVITY}/activity/x/command"),
+        ("POST", f"{ACTIVITY}/activity/x/exec"),
+        ("GET", f"{ACTIVITY}/activity/x/exec/y"),
+        ("DELETE", f"{ACTIVITY}/activity/x"),
+    ):
+        status, body = await api.call(method, path, json_body={"text": "[]"})
+        assert status == 500, (method, path, status, body)
+        assert body["message"] == "DAO error: Not found: agreement id for activity: x"
 
 
 GARBAGE = [

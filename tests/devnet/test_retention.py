@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import datetime, timezone
+from decimal import Decimal
 
 from golem_tasks.devnet.exescript import MAX_CAPTURE
 from tests.devnet.flows import (
@@ -52,7 +53,8 @@ async def test_ended_objects_are_forgotten_after_the_retention(start_devnet, htt
         # ... forgotten after the retention: the agreement, its activity, its demand and
         # proposals, the released allocation and the events.
         assert (await fast.call("GET", f"{MARKET}/agreements/{agreement_id}"))[0] == 404
-        assert (await fast.call("GET", f"{ACTIVITY}/activity/{activity_id}/state"))[0] == 404
+        # A forgotten activity is an unknown one: yagna answers those 500.
+        assert (await fast.call("GET", f"{ACTIVITY}/activity/{activity_id}/state"))[0] == 500
         network = net.network
         assert network is not None
         assert not network.market.demands and not network.market.proposals
@@ -118,3 +120,72 @@ async def test_output_is_capped(api) -> None:
                 kind = json.loads(line[len("data: ") :])["kind"]
                 streamed += len(kind.get("stdout", ""))
     assert streamed == MAX_CAPTURE
+
+
+async def test_accepted_totals_outlive_the_documents_of_a_running_activity(
+    start_devnet, http
+) -> None:
+    """Debit notes are cumulative: once retention forgot the accepted notes of an activity
+    that still runs, the next note must still pay only its increase (yagna keeps the
+    agreement's accepted total), and so must the invoice."""
+    terms = {
+        "golem.com.scheme.payu.debit-note.interval-sec?": 30,  # 0.5 s at time scale 60
+        "golem.com.scheme.payu.payment-timeout-sec?": 600,
+    }
+    async with start_devnet(providers=1, time_scale=60, retention=0.2) as net:
+        fast = Api(http, net.api_url, net.app_key)
+        session = uuid.uuid4().hex
+        budget = await allocation(fast, "10")
+        path = f"{PAYMENT}/allocations/{budget['allocationId']}"
+        agreement_id, _, _ = await agreement(fast, extra=terms, session=session)
+        activity_id = await activity(fast, agreement_id)
+        await run_script(fast, activity_id, DEPLOY_START)
+
+        async def next_note(after: str) -> dict:
+            for _ in range(100):
+                found = await fast.ok(
+                    "GET",
+                    f"{PAYMENT}/debitNoteEvents",
+                    params={"afterTimestamp": after, "appSessionId": session, "timeout": 1},
+                )
+                received = [e for e in found if e["eventType"] == "DebitNoteReceivedEvent"]
+                if received:
+                    return await fast.ok(
+                        "GET", f"{PAYMENT}/debitNotes/{received[0]['debitNoteId']}"
+                    )
+            raise AssertionError("no debit note")
+
+        async def accept(kind: str, doc: dict, amount_field: str) -> None:
+            doc_id = doc["debitNoteId" if kind == "debitNotes" else "invoiceId"]
+            body = {
+                "allocationId": budget["allocationId"],
+                "totalAmountAccepted": doc[amount_field],
+            }
+            await fast.ok("POST", f"{PAYMENT}/{kind}/{doc_id}/accept", json_body=body)
+
+        first = await next_note(datetime.now(timezone.utc).isoformat())
+        await accept("debitNotes", first, "totalAmountDue")
+        await asyncio.sleep(0.6)  # the accepted note is forgotten ...
+        assert first["debitNoteId"] not in net.network.payments.debit_notes
+        second = await next_note(datetime.now(timezone.utc).isoformat())
+        assert Decimal(second["totalAmountDue"]) > Decimal(first["totalAmountDue"])
+        await accept("debitNotes", second, "totalAmountDue")
+        # ... and the next one pays only what it adds.
+        spent = Decimal((await fast.ok("GET", path))["spentAmount"])
+        assert spent == Decimal(second["totalAmountDue"])
+
+        await asyncio.sleep(0.3)
+        after = datetime.now(timezone.utc).isoformat()
+        await fast.ok("POST", f"{MARKET}/agreements/{agreement_id}/terminate", json_body={})
+        for _ in range(100):
+            found = await fast.ok(
+                "GET",
+                f"{PAYMENT}/invoiceEvents",
+                params={"afterTimestamp": after, "appSessionId": session, "timeout": 1},
+            )
+            if found:
+                break
+        invoice = await fast.ok("GET", f"{PAYMENT}/invoices/{found[0]['invoiceId']}")
+        await accept("invoices", invoice, "amount")
+        spent = Decimal((await fast.ok("GET", path))["spentAmount"])
+        assert spent == Decimal(invoice["amount"])

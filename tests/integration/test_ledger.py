@@ -55,24 +55,39 @@ async def test_notes_add_only_their_increase(installed_dsn: str) -> None:
         assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=5)) == Decimal("0.8")
 
 
-async def test_note_that_would_pass_the_budget_is_refused(installed_dsn: str) -> None:
+async def test_note_that_would_pass_the_budget_is_rejected_for_good(installed_dsn: str) -> None:
+    """The budget is kept ahead for every activity ordered: a note that does not fit was
+    overcharged. Its rejection is final (yagna is told; the provider is not asked again)."""
     await make_run(installed_dsn)
     await add_allocation(installed_dsn, T0)
     async with connection(installed_dsn, autocommit=True) as conn:
         assert (await note(conn, "dn1", "act0", "0.9", T0 + timedelta(minutes=1))).accepted
-        refused = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=2))
-        assert not refused.accepted
-        assert "budget exceeded" in refused.reason
+        rejected = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=2))
+        assert rejected.verdict is ledger.Verdict.OVER_BUDGET and not rejected.accepted
+        assert "charged more than the budget kept for it" in rejected.reason
         row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
-        assert row["status"] == "refused" and row["increment"] == Decimal("0.2")
+        assert row["status"] == "rejected" and row["increment"] == Decimal("0.2")
+        assert row["allocation_id"] is None
         again = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=3))
-        assert not again.accepted and again.known  # refused again, said once
-        # The same note fits once the first one has left the sliding hour.
+        assert again.verdict is ledger.Verdict.OVER_BUDGET and again.known  # said once
+        # Even once the hour has room, the decision stays: nothing is accepted twice over.
         await add_allocation(installed_dsn, T0 + timedelta(hours=1), "alloc-2")
         later = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=62))
-        assert later.accepted and later.allocation_id == "alloc-2"
-        row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
-        assert row["status"] == "accepted" and row["reason"] is None
+        assert later.known and not later.accepted
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=62)) == 0
+
+
+async def test_a_note_refused_by_an_earlier_version_is_decided_again(installed_dsn: str) -> None:
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO tasks.debit_note (id, run_id, agreement_id, activity_id, "
+            "total_amount_due, increment, status, reason) "
+            "VALUES ('dn1', 'r1', 'ag0', 'act0', 0.2, 0.2, 'refused', 'budget exceeded')"
+        )
+        decision = await note(conn, "dn1", "act0", "0.2", T0 + timedelta(minutes=1))
+        assert decision.accepted and decision.allocation_id == "alloc-1"
 
 
 async def test_invoice_adds_what_notes_did_not_cover(installed_dsn: str) -> None:
@@ -118,3 +133,25 @@ async def test_racing_notes_never_pass_the_budget_together(installed_dsn: str) -
 
     decisions = await asyncio.gather(one("dnA", "act0"), one("dnB", "act1"))
     assert sorted(d.accepted for d in decisions) == [False, True]
+
+
+async def test_note_decided_after_its_invoice_adds_nothing(installed_dsn: str) -> None:
+    """The invoice is the agreement's final total: a late note (retried, reconciled) must not
+    be counted on top of it. Note 0.2, invoice 0.5, late note 0.4: 0.5 was owed, not 0.7."""
+    await make_run(installed_dsn)
+    await add_allocation(installed_dsn, T0)
+    async with connection(installed_dsn, autocommit=True) as conn:
+        assert (await note(conn, "dn1", "act0", "0.2", T0 + timedelta(minutes=1))).accepted
+        invoice = await ledger.decide_invoice(
+            conn,
+            run_id="r1",
+            invoice_id="inv1",
+            agreement_id="ag0",
+            amount=Decimal("0.5"),
+            budget=Decimal("1"),
+            now=T0 + timedelta(minutes=2),
+        )
+        assert invoice.accepted and invoice.increment == Decimal("0.3")
+        late = await note(conn, "dn2", "act0", "0.4", T0 + timedelta(minutes=3))
+        assert late.accepted and late.increment == Decimal(0)
+        assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal("0.5")

@@ -20,12 +20,14 @@ from tests.integration.pipeline_support import (
     value,
     wait_for,
 )
+from tests.support.audit import audit_run
 
 pytestmark = pytest.mark.timeout(240)
 
 
 async def assert_run_closed(dsn: str, run_id: str) -> None:
-    """Every agreement terminated, every approved agreement's invoice accepted."""
+    """Every agreement terminated, every approved agreement's invoice decided (accepted,
+    or rejected as an overcharge)."""
     live = await value(
         dsn,
         "SELECT count(*) FROM tasks.agreement WHERE run_id = %s AND status IN "
@@ -37,7 +39,7 @@ async def assert_run_closed(dsn: str, run_id: str) -> None:
         dsn,
         "SELECT a.id FROM tasks.agreement a WHERE a.run_id = %s AND a.approved_at IS NOT NULL "
         "AND NOT EXISTS (SELECT 1 FROM tasks.invoice i WHERE i.agreement_id = a.id "
-        "AND i.status = 'accepted')",
+        "AND i.status IN ('accepted', 'rejected'))",
         run_id,
     )
     assert missing == []
@@ -57,6 +59,7 @@ async def test_fifty_tasks_on_three_activities(installed_dsn: str, tmp_path: Pat
             "run", APP, "--workers", "3", "--run-id", "fifty", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 0, cli.output()
+        await audit_run(net, installed_dsn, "fifty")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, attempts FROM tasks.task "
@@ -109,6 +112,7 @@ async def test_two_worker_processes_share_a_run(installed_dsn: str, tmp_path: Pa
         finally:
             await workers.stop()
         assert workers.proc.returncode == 0, workers.output()
+        await audit_run(net, installed_dsn, "shared")
     drivers = await rows(
         installed_dsn,
         "SELECT DISTINCT split_part(worker, ':', 2) AS pid FROM tasks.activity "
@@ -153,6 +157,7 @@ async def test_worker_started_mid_run_takes_work(installed_dsn: str, tmp_path: P
             await first.stop()
             if second is not None:
                 await second.stop()
+        await audit_run(net, installed_dsn, "midrun")
     assert second is not None
     late = await value(
         installed_dsn,
@@ -172,6 +177,7 @@ async def test_always_failing_task_ends_failed_while_the_rest_finish(
             "run", APP, "--workers", "2", "--run-id", "failing", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 1, cli.output()
+        await audit_run(net, installed_dsn, "failing")
     tasks = {
         t["key"]: t
         for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'failing'")
@@ -201,6 +207,7 @@ async def test_task_over_its_timeout_fails_on_that_activity(
             "run", APP, "--workers", "2", "--run-id", "timeout", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait() == 1, cli.output()
+        await audit_run(net, installed_dsn, "timeout")
     tasks = {
         t["key"]: t
         for t in await rows(installed_dsn, "SELECT * FROM tasks.task WHERE run_id = 'timeout'")
@@ -244,6 +251,7 @@ async def test_endless_tasks_keep_a_bounded_window(installed_dsn: str, tmp_path:
             await asyncio.sleep(0.3)
         cli.signal(signal.SIGINT)
         assert await cli.wait() == 130, cli.output()
+        await audit_run(net, installed_dsn, "endless")
     assert max(samples) <= 25
     run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'endless'"))[0]
     assert run["status"] == "stopped" and not run["feed_done"]
@@ -259,48 +267,111 @@ EXPENSIVE = {
 }
 
 
-async def test_small_budget_stops_the_run(installed_dsn: str, tmp_path: Path) -> None:
-    budget = Decimal("0.05")
-    async with devnet([EXPENSIVE], seed=8) as net:
+#: 0.0001 per second of an activity's life, debit notes every second.
+METERED = {"name": "metered", "count": 4, "price_duration_hour": 0.36, "price_cpu_hour": 0.0}
+SPEND = """
+    SELECT coalesce(sum(increment), 0) FROM (
+        SELECT increment FROM tasks.debit_note WHERE run_id = %s AND status = 'accepted'
+        UNION ALL
+        SELECT increment FROM tasks.invoice WHERE run_id = %s AND status = 'accepted')
+    AS spent"""
+
+
+async def test_small_budget_stops_the_run_and_pays_for_all_it_ordered(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """The budget is prospective: the run stops while what its activities may still charge
+    fits, so every debit note and invoice of the work ordered is accepted (the audit), and
+    a run resumed in the same hour hires nobody it could not pay."""
+    budget = Decimal("0.006")
+    async with devnet([METERED], seed=8) as net:
         env = env_for(net, installed_dsn, MULTIPLY_TASKS="200", MULTIPLY_SLEEP="0.5")
+        command = (
+            "run",
+            APP,
+            "--workers",
+            "2",
+            "--debit-note-interval",
+            "1",
+            "--run-id",
+            "budget",
+        )
+        cli = await Cli.start(
+            *command, "--budget", f"{budget}/h", env=env, log=tmp_path / "run.log"
+        )
+        assert await cli.wait(180) == 3, cli.output()
+        first = await audit_run(net, installed_dsn, "budget")
+        assert first.rejected == 0 and first.debit_notes >= 5 and first.invoices == 2
+        assert 0 < first.accepted <= budget
+        assert first.done < 200
+        run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'budget'"))[0]
+        assert run["status"] == "stopped" and run["stop_reason"].startswith("budget reached")
+        agreements = await value(
+            installed_dsn, "SELECT count(*) FROM tasks.agreement WHERE run_id = 'budget'"
+        )
+        # Resumed in the same hour with a budget that leaves less than one new activity
+        # could charge: nobody is hired, the run stops at once, and all is still paid.
+        smaller = first.accepted + Decimal("0.001")
+        again = await Cli.start(
+            *command, "--budget", f"{smaller}/h", env=env, log=tmp_path / "again.log"
+        )
+        assert await again.wait(60) == 3, again.output()
+        assert "no provider can be hired" in again.output()
+        second = await audit_run(net, installed_dsn, "budget")
+    assert second.accepted == first.accepted and second.rejected == 0
+    assert agreements == await value(
+        installed_dsn, "SELECT count(*) FROM tasks.agreement WHERE run_id = 'budget'"
+    )
+    await assert_run_closed(installed_dsn, "budget")
+
+
+async def test_a_provider_that_overcharges_is_rejected_and_not_hired_again(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """A document that does not fit the budget kept for its activity charged more than the
+    provider's prices allow: it is rejected through yagna, recorded with its reason, and
+    the provider is not hired again; honest providers finish the run."""
+    liar = {**METERED, "name": "liar", "count": 1, "faults": {"overcharge": 1000.0}}
+    honest = {**METERED, "count": 2, "price_duration_hour": 0.72}
+    async with devnet([liar, honest], seed=15) as net:
+        env = env_for(net, installed_dsn, MULTIPLY_TASKS="30", MULTIPLY_SLEEP="0.2")
         cli = await Cli.start(
             "run",
             APP,
             "--workers",
             "2",
             "--budget",
-            f"{budget}/h",
+            "0.05/h",
             "--debit-note-interval",
             "1",
             "--run-id",
-            "budget",
+            "liar",
             env=env,
             log=tmp_path / "run.log",
         )
-        assert await cli.wait(180) == 3, cli.output()
-    run = (await rows(installed_dsn, "SELECT * FROM tasks.run WHERE id = 'budget'"))[0]
-    assert run["status"] == "stopped" and run["stop_reason"].startswith("budget exceeded")
-    accepted = await value(
+        assert await cli.wait(180) == 0, cli.output()
+        figures = await audit_run(net, installed_dsn, "liar")
+    assert figures.done == 30 and figures.rejected >= 1
+    rejected = await rows(
         installed_dsn,
-        """
-        SELECT coalesce(sum(increment), 0) FROM (
-            SELECT increment FROM tasks.debit_note WHERE run_id = 'budget' AND status = 'accepted'
-            UNION ALL
-            SELECT increment FROM tasks.invoice WHERE run_id = 'budget' AND status = 'accepted')
-        AS spent""",
+        "SELECT ag.provider_name, d.reason FROM tasks.debit_note d "
+        "JOIN tasks.agreement ag ON ag.id = d.agreement_id "
+        "WHERE d.run_id = 'liar' AND d.status = 'rejected'",
     )
-    assert 0 < accepted <= budget
-    refused = await value(
+    assert rejected and {r["provider_name"] for r in rejected} == {"liar-1"}
+    assert all("charged more than the budget kept for it" in r["reason"] for r in rejected)
+    hired = await rows(
         installed_dsn,
-        "SELECT count(*) FROM tasks.debit_note WHERE run_id = 'budget' AND status = 'refused'",
+        "SELECT provider_name, avoid_reason FROM tasks.agreement WHERE run_id = 'liar' "
+        "AND provider_name = 'liar-1'",
     )
-    assert refused >= 1
-    live = await value(
+    assert len(hired) == 1 and "rejected" in hired[0]["avoid_reason"]
+    errors = await value(
         installed_dsn,
-        "SELECT count(*) FROM tasks.agreement WHERE run_id = "
-        "'budget' AND status IN ('pending', 'approved')",
+        "SELECT count(*) FROM tasks.error WHERE run_id = 'liar' AND kind = 'overcharge'",
     )
-    assert live == 0
+    assert errors >= 1
+    await assert_run_closed(installed_dsn, "liar")
 
 
 async def test_max_price_stops_expensive_providers_and_keeps_cheap_ones(
@@ -328,6 +399,7 @@ async def test_max_price_stops_expensive_providers_and_keeps_cheap_ones(
             log=tmp_path / "run.log",
         )
         assert await cli.wait(180) == 0, cli.output()
+        await audit_run(net, installed_dsn, "maxprice")
     acts = await rows(
         installed_dsn,
         """
@@ -361,6 +433,7 @@ async def test_providers_that_fail_deploy_are_replaced(installed_dsn: str, tmp_p
             "run", APP, "--workers", "2", "--run-id", "deploy", env=env, log=tmp_path / "run.log"
         )
         assert await cli.wait(120) == 0, cli.output()
+        await audit_run(net, installed_dsn, "deploy")
     acts = await rows(
         installed_dsn,
         """
@@ -421,6 +494,7 @@ async def test_supervisor_killed_and_resumed_finishes_every_task_once(
         # Every debit note and invoice, also those sent while no supervisor listened, is
         # accepted in yagna: no provider waits for its money.
         assert await unpaid_documents(net) == []
+        await audit_run(net, installed_dsn, "resume")
     notes = await value(
         installed_dsn,
         "SELECT count(*) FROM tasks.debit_note WHERE run_id = 'resume' AND status = 'accepted'",
@@ -469,6 +543,7 @@ async def test_callable_style_app_under_run(installed_dsn: str, tmp_path: Path) 
             log=tmp_path / "run.log",
         )
         assert await cli.wait() == 0, cli.output()
+        await audit_run(net, installed_dsn, "callables")
     tasks = await rows(
         installed_dsn,
         "SELECT key, status, result, data FROM tasks.task "
@@ -490,6 +565,7 @@ async def test_runner_api_and_results_export(
         for key, val in net.env().items():
             monkeypatch.setenv(key, val)
         outcome = await Runner(APP, workers=2, run_id="api", dsn=installed_dsn).main()
+        await audit_run(net, installed_dsn, "api")
     assert (outcome.status, outcome.exit_code, outcome.counts.done) == ("finished", 0, 12)
     out = tmp_path / "results.csv"
     cli = await Cli.start(

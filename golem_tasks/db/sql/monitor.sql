@@ -13,7 +13,7 @@ SELECT (SELECT coalesce(sum(increment), 0) FROM tasks.debit_note
         WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted,
        (SELECT count(*) FROM tasks.debit_note WHERE run_id = %(run_id)s) AS debit_notes,
        (SELECT count(*) FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status = 'refused') AS refused_notes,
+        WHERE run_id = %(run_id)s AND status IN ('refused', 'rejected')) AS refused_notes,
        (SELECT count(*) FROM tasks.invoice WHERE run_id = %(run_id)s) AS invoices,
        (SELECT count(*) FROM tasks.invoice
         WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted_invoices,
