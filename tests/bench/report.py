@@ -66,7 +66,8 @@ class Report:
             "Reproduce: `make bench` (rewrites this file). The devnet runs in its own process "
             "(`DevnetProcess`), PostgreSQL is the embedded one of the tests (fsync off). "
             "Ratios compare runs made one after the other on the same devnet, so they hold "
-            "better than absolute times on a busy machine.",
+            "better than absolute times on a busy machine. What limits the figures that miss "
+            "their target, and what would lift them: [docs/throughput.md](docs/throughput.md).",
             "",
         ]
         sections: dict[str, list[Figure]] = {}
