@@ -20,13 +20,16 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+NOT_IMPLEMENTED = 501
+
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that may pass: a 5xx/408/429 answer, a timeout, a dropped connection,
     or a database that is briefly unreachable."""
     status = getattr(exc, "status", None)
     if isinstance(status, int):
-        return status >= 500 or status in (408, 429)
+        # 501: the daemon does not implement the call (yagna and debit-note rejection).
+        return (status >= 500 and status != NOT_IMPLEMENTED) or status in (408, 429)
     return isinstance(
         exc,
         (

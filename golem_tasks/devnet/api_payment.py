@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from golem_tasks.devnet.clock import isoformat
-from golem_tasks.devnet.errors import NotFound
+from golem_tasks.devnet.errors import ApiError, NotFound
 from golem_tasks.devnet.rest import (
     body_error,
     body_object,
@@ -94,6 +94,8 @@ async def accept_debit_note(request: web.Request) -> web.Response:
 
 
 async def reject_debit_note(request: web.Request) -> web.Response:
+    if not network(request).debit_note_rejection:
+        raise ApiError("Not implemented", status=501)
     payments = network(request).payments
     note = payments.debit_note(request.match_info["note_id"])
     query_timeout(request)

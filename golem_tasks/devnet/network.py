@@ -68,6 +68,8 @@ class Network:
     ) -> None:
         self.seed = seed
         self.retention = retention
+        #: yagna 0.17.6 does not implement rejecting debit notes (501); the contract has it.
+        self.debit_note_rejection = True
         self.clock = clock
         self.platform = platform
         self.requestor_id = f"0x{random.Random(f'requestor:{seed}').getrandbits(160):040x}"

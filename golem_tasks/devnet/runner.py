@@ -54,6 +54,7 @@ class Devnet:
         workdir: str | Path | None = None,
         recorder: Recorder | None = None,
         retention: float = RETENTION,
+        debit_note_rejection: bool = True,
     ) -> None:
         if isinstance(profile, Profile):
             self.profile = profile
@@ -70,6 +71,8 @@ class Devnet:
         self._workdir = Path(workdir) if workdir is not None else None
         self._recorder = recorder
         self.retention = retention
+        #: False answers debit-note rejections with 501 as yagna 0.17.6 does.
+        self.debit_note_rejection = debit_note_rejection
         self.network: Network | None = None
         self.bin_dir: Path | None = None
         self.port: int | None = None
@@ -93,6 +96,7 @@ class Devnet:
         self.network = Network(
             self.profile, self.seed, self.clock, self.platform, self._workdir, self.retention
         )
+        self.network.debit_note_rejection = self.debit_note_rejection
         self.network.start()
         #: Programs requestor tools run by name (gftp), first on the PATH of ``env()``.
         self.bin_dir = install_shims(self.network.workdir / "bin")

@@ -29,7 +29,7 @@ from ya_payment import models
 from golem_tasks import ledger
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
-from golem_tasks.retry import is_transient, retrying
+from golem_tasks.retry import NOT_IMPLEMENTED, is_transient, retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
 
@@ -355,8 +355,15 @@ class Payments:
         )
         api = get_requestor_api(DebitNote, self.node)
         call = api.reject_debit_note if isinstance(document, DebitNote) else api.reject_invoice
-        await retrying(lambda: call(document.id, rejection), what=f"reject {kind}")
         message = f"{kind} {document.id} rejected: {reason}"
+        try:
+            await retrying(lambda: call(document.id, rejection), what=f"reject {kind}")
+        except Exception as exc:
+            if getattr(exc, "status", None) != NOT_IMPLEMENTED:
+                raise
+            # yagna 0.17.6 cannot reject debit notes: the note stays unaccepted there, and
+            # the agreement still ends and its provider is still never hired again.
+            message += " (yagna does not implement rejecting it: left unaccepted)"
         async with self.pool.connection() as conn:
             await access.execute(
                 conn, "request_agreement_end", id=agreement_id, reason=message, avoid=True

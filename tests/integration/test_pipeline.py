@@ -325,15 +325,17 @@ async def test_small_budget_stops_the_run_and_pays_for_all_it_ordered(
     await assert_run_closed(installed_dsn, "budget")
 
 
+@pytest.mark.parametrize("daemon_rejects", [True, False], ids=["rejects", "yagna-0.17.6"])
 async def test_a_provider_that_overcharges_is_rejected_and_not_hired_again(
-    installed_dsn: str, tmp_path: Path
+    installed_dsn: str, tmp_path: Path, daemon_rejects: bool
 ) -> None:
     """A document that does not fit the budget kept for its activity charged more than the
     provider's prices allow: it is rejected through yagna, recorded with its reason, and
-    the provider is not hired again; honest providers finish the run."""
+    the provider is not hired again; honest providers finish the run. A daemon that does
+    not implement debit-note rejection (yagna 0.17.6 answers 501) changes none of that."""
     liar = {**METERED, "name": "liar", "count": 1, "faults": {"overcharge": 1000.0}}
     honest = {**METERED, "count": 2, "price_duration_hour": 0.72}
-    async with devnet([liar, honest], seed=15) as net:
+    async with devnet([liar, honest], seed=15, debit_note_rejection=daemon_rejects) as net:
         env = env_for(net, installed_dsn, MULTIPLY_TASKS="30", MULTIPLY_SLEEP="0.2")
         cli = await Cli.start(
             "run",
