@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench chaos clean record-yagna
+.PHONY: install run yacat compress test lint format bench chaos clean record-yagna
 
 install: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/golem-tasks install
 	$(BIN)/golem-tasks run examples/hello_world.py --workers 3 --devnet 5
+
+# The examples of docs/apps.md on a local devnet: yacat (hashcat; endless, Ctrl+C stops
+# it) and files in/out (compresses examples/ into ./compressed).
+yacat: install
+	$(BIN)/golem-tasks install
+	$(BIN)/golem-tasks run examples/yacat.py --workers 2 --devnet 3
+
+compress: install
+	$(BIN)/golem-tasks install
+	$(BIN)/golem-tasks run examples/compress_files.py --workers 2 --devnet 3
 
 test: install
 	$(BIN)/pytest -q

@@ -38,10 +38,27 @@ class App:
     results_cnt: Callable[[str], Awaitable[int]] | None
     task_timeout_s: float
     max_attempts: int
+    #: ``on_result(run_id, key, data, result)``: task data to add from a result (sync or async).
+    on_result: Callable[[str, str, Any, Any], Any] | None = None
 
     @property
     def name(self) -> str:
         return self.module.__name__
+
+    async def follow_ups(self, run_id: str, key: str, data: Any, result: Any) -> list[Any]:
+        """The tasks ``on_result`` adds from one result (none without the hook)."""
+        if self.on_result is None:
+            return []
+        produced = self.on_result(run_id, key, data, result)
+        if inspect.isawaitable(produced):
+            produced = await produced
+        if produced is None:
+            return []
+        if isinstance(produced, (str, bytes, dict)) or not isinstance(produced, Iterable):
+            raise TypeError(
+                f"on_result returned {type(produced).__name__}, expected an iterable of task data"
+            )
+        return list(produced)
 
     async def task_batches(self, run_id: str, size: int) -> AsyncIterator[list[Any]]:
         """``get_tasks(run_id)`` in lists of up to ``size`` items, sync or async.
@@ -180,6 +197,9 @@ def load_app(spec: str, *, require_execute_task: bool = True) -> App:
     results_cnt = getattr(module, "results_cnt", None)
     if results_cnt is not None:
         _check_callable(label, "results_cnt", results_cnt, args=1, coroutine=True)
+    on_result = getattr(module, "on_result", None)
+    if on_result is not None:
+        _check_callable(label, "on_result", on_result, args=4, coroutine=False)
     return App(
         spec=resolved,
         module=module,
@@ -192,6 +212,7 @@ def load_app(spec: str, *, require_execute_task: bool = True) -> App:
             label, module, "TASK_TIMEOUT", DEFAULT_TASK_TIMEOUT_S, integer=False
         ),
         max_attempts=_number(label, module, "MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, integer=True),
+        on_result=on_result,
     )
 
 

@@ -53,6 +53,8 @@ class TaskCounts:
     done: int = 0
     failed: int = 0
     total: int = 0
+    #: Of ``total``, the tasks that an app's ``on_result`` added.
+    follow_ups: int = 0
 
     @property
     def open(self) -> int:
@@ -65,6 +67,12 @@ def task_key(data: Any, position: int) -> str:
     if isinstance(data, dict) and "id" in data:
         return str(data["id"])
     return str(position)
+
+
+def follow_up_key(parent_key: str, data: Any, index: int) -> str:
+    """A follow-up's key: under its parent's, by its own ``id`` or else its index, so the
+    same completion stored twice (or replayed after a crash) yields the same keys."""
+    return f"{parent_key}/{task_key(data, index)}"
 
 
 def check_json(data: Any, what: str) -> Any:
@@ -243,9 +251,17 @@ async def _store_batches(
 
 
 async def complete(
-    conn: psycopg.AsyncConnection, claim: Claim, result: Any, batch_ids: Sequence[str] = ()
+    conn: psycopg.AsyncConnection,
+    claim: Claim,
+    result: Any,
+    batch_ids: Sequence[str] = (),
+    follow_ups: Sequence[Any] = (),
 ) -> bool:
-    """Store the result and end the claim; ``False`` (nothing stored) for a stale claim."""
+    """Store the result and end the claim; ``False`` (nothing stored) for a stale claim.
+
+    ``follow_ups`` (task data from the app's ``on_result``) are stored in the same
+    transaction, so they exist exactly when the result that produced them does.
+    """
     async with conn.transaction():
         cur = await conn.execute(
             queries.complete_task,
@@ -260,6 +276,15 @@ async def complete(
             _discarding(claim)
             return False
         await _store_batches(conn, claim, batch_ids)
+        if follow_ups:
+            await conn.execute(
+                queries.insert_follow_ups,
+                {
+                    "task_id": claim.task_id,
+                    "keys": [follow_up_key(claim.key, d, i) for i, d in enumerate(follow_ups)],
+                    "datas": [Jsonb(d) for d in follow_ups],
+                },
+            )
     return True
 
 
@@ -317,6 +342,13 @@ async def requeue_expired(conn: psycopg.AsyncConnection, run_id: str) -> list[tu
     """Free claims whose worker stopped renewing them."""
     cur = await conn.execute(queries.requeue_expired_claims, {"run_id": run_id})
     return [(row["id"], row["status"]) for row in await cur.fetchall()]
+
+
+async def count_results_having(conn: psycopg.AsyncConnection, run_id: str, field: str) -> int:
+    """Done tasks whose result is an object with a non-null ``field``."""
+    cur = await conn.execute(queries.count_results_having, {"run_id": run_id, "field": field})
+    row = await cur.fetchone()
+    return int(row["results"])
 
 
 async def done_count(conn: psycopg.AsyncConnection, run_id: str) -> int:

@@ -44,6 +44,13 @@ class ActivityFailed(Exception):
     """The activity cannot go on; the message is its stop reason."""
 
 
+class FollowUpError(Exception):
+    """The app's on_result hook failed or returned something that cannot be stored."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ActivityRetired(Exception):
     """The activity should not take more tasks, through no fault of its provider."""
 
@@ -251,10 +258,15 @@ class ActivityDriver:
             ) from None
 
     async def _nothing_left(self) -> bool:
+        """All fed and nothing pending; with follow-ups, also nothing running that could
+        still add tasks (so activities are not ended just before a result adds work)."""
         async with self.ctx.pool.connection() as conn:
             run = await access.one(conn, "get_run", run_id=self.run_id)
-            pending = await taskstore.pending_count(conn, self.run_id)
-        return bool(run and run["feed_done"]) and pending == 0
+            if self.app.on_result is not None:
+                left = await taskstore.open_count(conn, self.run_id)
+            else:
+                left = await taskstore.pending_count(conn, self.run_id)
+        return bool(run and run["feed_done"]) and left == 0
 
     async def _run_task(self, claim: Claim) -> bool:
         """Run one claimed task; store its result or its failure. True on success."""
@@ -273,9 +285,11 @@ class ActivityDriver:
         self._current = asyncio.ensure_future(asyncio.wait_for(work, claim.timeout_s))
         error: str | None = None
         result: Any = None
+        follow_ups: list[Any] = []
         try:
             result = await self._current
             taskstore.check_json(result, "the result of execute_task")
+            follow_ups = await self._follow_ups(claim, result)
         except asyncio.CancelledError:
             if not self._stopped.is_set():
                 raise  # the worker itself is being cancelled
@@ -290,14 +304,21 @@ class ActivityDriver:
         batches = [b.id for b in ran]
         forget_batches(self.ctx.node, activity, ran)
         if error is None:
-            # The next task is claimed in the statement that stores this result (batched
-            # with the other drivers of this process).
-            stored, self._next_claim = await self.ctx.claims.submit(
-                self.run_id,
-                ClaimRequest(activity.id, claim, result, batches, not self._stopped.is_set()),
-            )
+            if follow_ups:
+                # Follow-ups are stored in the transaction that stores their result.
+                async with self.ctx.pool.connection() as conn:
+                    stored = await taskstore.complete(conn, claim, result, batches, follow_ups)
+            else:
+                # The next task is claimed in the statement that stores this result
+                # (batched with the other drivers of this process).
+                stored, self._next_claim = await self.ctx.claims.submit(
+                    self.run_id,
+                    ClaimRequest(activity.id, claim, result, batches, not self._stopped.is_set()),
+                )
             if stored:
                 results_log.info("task %s: %s", claim.key, _preview(result))
+                if follow_ups:
+                    logger.info("task %s added %d follow-up tasks", claim.key, len(follow_ups))
             return True
         async with self.ctx.pool.connection() as conn:
             if self._stopped.is_set():
@@ -306,6 +327,18 @@ class ActivityDriver:
             status = await taskstore.fail(conn, claim, error, batches)
         logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
         return False
+
+    async def _follow_ups(self, claim: Claim, result: Any) -> list[Any]:
+        """The app's follow-up tasks for this result; an app error fails the attempt."""
+        try:
+            follow_ups = await self.app.follow_ups(self.run_id, claim.key, claim.data, result)
+            for index, data in enumerate(follow_ups):
+                taskstore.check_json(data, f"follow-up #{index} from on_result")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise FollowUpError(f"on_result failed: {describe(exc)}") from exc
+        return follow_ups
 
     # -- endings ------------------------------------------------------------------------
 

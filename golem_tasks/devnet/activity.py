@@ -15,8 +15,9 @@ the container's root filesystem, with ``/golem/work`` (the working directory),
   (``/bin/sh``, ``python3`` ...); every ``/golem/...`` path in the entry point or in any
   argument (also inside a shell command string) is rewritten to the activity directory.
   The working directory is ``/golem/work``; the environment is a minimal one (``PATH``,
-  ``HOME=/golem/work``, ``LANG``) plus the ``env`` given to ``deploy``, plus the
-  activity's mark (see :mod:`process`).
+  ``HOME=/golem/work``, ``XDG_DATA_HOME`` under it, ``LANG``, and the host user's
+  ``XDG_CACHE_HOME`` so compiled caches are shared) plus the ``env`` given to ``deploy``,
+  plus the activity's mark (see :mod:`process`).
 * ``transfer``: see :mod:`transfer`.
 
 Processes. When an activity ends (destroyed, crashed, its agreement terminated, the devnet
@@ -283,6 +284,9 @@ class ExeUnits:
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
+            # Tools that compile and cache (hashcat's OpenCL kernels) do it once per machine,
+            # not once per activity, whose HOME is its own new directory.
+            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
         }
         #: Threads that fork the processes of ``run`` (see :meth:`RunningProcess.start`).
         self._spawner = ThreadPoolExecutor(max_workers=4, thread_name_prefix="devnet-spawn")
@@ -307,7 +311,10 @@ class ExeUnits:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # No overall limit (a large file takes what it takes), but a peer that stops
+            # answering (a gftp server stopped mid-transfer) fails the command, never hangs it.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+            self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
 
     # ------------------------------------------------------------------ lifecycle
@@ -667,9 +674,13 @@ class ExeUnits:
             activity.map_arg(entry),
             *(activity.map_arg(a) for a in command.args.get("args", [])),
         ]
+        home = activity.root / "golem" / "work"
         env = {
             **self.base_env,
-            "HOME": str(activity.root / "golem" / "work"),
+            "HOME": str(home),
+            # Tools that find their data through the user database, not HOME (hashcat's
+            # sessions and pid file), keep it per activity too, as in a provider's VM.
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
             **activity.env,
             MARKER: activity.id,
         }

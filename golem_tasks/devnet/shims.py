@@ -9,11 +9,13 @@ owns, which its ``env()``, printed ``export`` lines and ``run --devnet`` put fir
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
 #: Every program the devnet provides: (name on PATH, module with a ``main()``).
 SHIMS: list[tuple[str, str]] = [
+    ("gftp", "golem_tasks.devnet.gftp"),
     ("yagna", "golem_tasks.devnet.yagna_cli"),
 ]
 
@@ -38,3 +40,19 @@ def path_with(folder: Path, path: str | None = None) -> str:
     """``PATH`` with ``folder`` first (``path`` defaults to this process's)."""
     rest = os.environ.get("PATH", os.defpath) if path is None else path
     return os.pathsep.join([str(folder), *(p for p in rest.split(os.pathsep) if p)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m golem_tasks.devnet.shims DIR``: the launchers in DIR, and the ``export
+    PATH=...`` line a shell evals, for a worker host other than the devnet's."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m golem_tasks.devnet.shims DIR", file=sys.stderr)
+        return 2
+    folder = install_shims(Path(args[0]).expanduser().resolve())
+    print(f"export PATH={shlex.quote(path_with(folder))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,11 @@
 """The ``transfer`` command: copy between container paths, local files and HTTP URLs.
 
 Supported locations: ``container:/path`` (inside the activity), ``file:///abs/path`` on the
-devnet's machine, and ``http(s)://`` URLs the devnet can reach (read with GET, written with
-PUT). gftp is not available: golem-core's ``SendFile``/``DownloadFile`` need the ``gftp``
-binary on the requestor's side.
+devnet's machine, ``http(s)://`` URLs the devnet can reach (read with GET, written with
+PUT), and ``gftp://host:port/token`` URLs made by the devnet's ``gftp`` (see
+``devnet/gftp.py``), which are HTTP underneath: that is how golem-core's
+``SendFile``/``DownloadFile`` reach the requestor's files, wherever it runs. Everything is
+streamed in chunks, never held whole in memory.
 
 Container paths are confined to the activity's directory. ``..`` is refused outright, and
 symbolic links (which a command can create: ``ln -s /etc /golem/output/etc``) are checked
@@ -24,7 +26,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -54,7 +56,10 @@ class LocalFile:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise TransferError(f"source file not found: {self.shown}") from None
+            # As a provider's exe-unit says it (plus the path).
+            raise TransferError(
+                f"IO error: No such file or directory (os error 2): {self.shown}"
+            ) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise TransferError(f"source is not a regular file: {self.shown}")
@@ -163,6 +168,10 @@ def _locate(location: str, container_root: Path) -> LocalFile | str:
         return LocalFile(Path(unquote(parsed.path)))
     if scheme in ("http", "https"):
         return location
+    if scheme == "gftp":
+        if not parsed.port:
+            raise TransferError(f"gftp URL names no devnet gftp server (host:port): {location}")
+        return location
     raise TransferError(f"unsupported transfer protocol '{scheme or location}' in {location}")
 
 
@@ -181,13 +190,30 @@ def _open_truncated(dst: LocalFile) -> BinaryIO:
     return writer
 
 
+def _http(url: str) -> str:
+    """Where a location is served: a devnet gftp URL is HTTP underneath."""
+    return "http" + url[len("gftp") :] if url.lower().startswith("gftp:") else url
+
+
+def _refused(method: str, url: str, status: int) -> TransferError:
+    if url.lower().startswith("gftp:") and status == 404:
+        # Closed or never published: the address no longer answers, as on yagna's bus.
+        token = urlparse(url).path.lstrip("/")
+        return TransferError(f"GSB error: endpoint address not found: /public/gftp/{token}")
+    return TransferError(f"{method} {url} answered {status}")
+
+
+def _failed(what: str, exc: Exception) -> TransferError:
+    return TransferError(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
 async def _download(
     session: aiohttp.ClientSession, url: str, dst: LocalFile, offload: Offload
 ) -> int:
     try:
-        async with session.get(url) as response:
+        async with session.get(_http(url)) as response:
             if response.status >= 400:
-                raise TransferError(f"GET {url} answered {response.status}")
+                raise _refused("GET", url, response.status)
             writer = await offload(_open_truncated, dst)
             try:
                 size = 0
@@ -197,37 +223,47 @@ async def _download(
             finally:
                 await offload(writer.close)
             return size
-    except aiohttp.ClientError as exc:
-        raise TransferError(f"GET {url} failed: {exc}") from None
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise _failed(f"GET {url}", exc) from None
 
 
-def _read_all(src: LocalFile) -> bytes:
-    with src.open_read() as reader:
-        return reader.read()
+async def _chunks(reader: BinaryIO, offload: Offload) -> AsyncIterator[bytes]:
+    while chunk := await offload(reader.read, CHUNK):
+        yield chunk
 
 
 async def _upload(
     session: aiohttp.ClientSession, src: LocalFile, url: str, offload: Offload
 ) -> int:
-    data = await offload(_read_all, src)
+    reader = await offload(src.open_read)
     try:
-        async with session.put(url, data=data) as response:
+        size = os.fstat(reader.fileno()).st_size
+        headers = {"Content-Length": str(size)}
+        async with session.put(
+            _http(url), data=_chunks(reader, offload), headers=headers
+        ) as response:
             if response.status >= 400:
-                raise TransferError(f"PUT {url} answered {response.status}")
-        return len(data)
-    except aiohttp.ClientError as exc:
-        raise TransferError(f"PUT {url} failed: {exc}") from None
+                raise _refused("PUT", url, response.status)
+        return size
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise _failed(f"PUT {url}", exc) from None
+    finally:
+        await offload(reader.close)
 
 
 async def _relay(session: aiohttp.ClientSession, src: str, dst: str) -> int:
     try:
-        async with session.get(src) as response:
+        async with session.get(_http(src)) as response:
             if response.status >= 400:
-                raise TransferError(f"GET {src} answered {response.status}")
-            body = await response.read()
-        async with session.put(dst, data=body) as response:
-            if response.status >= 400:
-                raise TransferError(f"PUT {dst} answered {response.status}")
-        return len(body)
-    except aiohttp.ClientError as exc:
-        raise TransferError(f"transfer {src} -> {dst} failed: {exc}") from None
+                raise _refused("GET", src, response.status)
+            headers = {}
+            if response.content_length is not None:
+                headers["Content-Length"] = str(response.content_length)
+            async with session.put(
+                _http(dst), data=response.content.iter_chunked(CHUNK), headers=headers
+            ) as answer:
+                if answer.status >= 400:
+                    raise _refused("PUT", dst, answer.status)
+            return response.content_length or 0
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise _failed(f"transfer {src} -> {dst}", exc) from None

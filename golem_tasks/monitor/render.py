@@ -60,6 +60,8 @@ def summary(snap: RunSnapshot) -> RenderableType:
     grid.add_column(style="dim")
     grid.add_column()
     more = "" if run["feed_done"] else " (more coming)"
+    if counts.follow_ups:
+        more += f" ({counts.follow_ups} follow-ups)"
     grid.add_row(
         "tasks",
         f"{counts.done} done, {counts.failed} failed, {counts.claimed} running, "

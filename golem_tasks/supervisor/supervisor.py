@@ -24,7 +24,7 @@ import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
 
-from golem_tasks import budget, queue, taskstore
+from golem_tasks import appapi, budget, queue, taskstore
 from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.clock import Clock, SystemClock
@@ -73,6 +73,18 @@ class SupervisorLost(UserError):
     """This supervisor lost its hold on the run; it must stop without touching it."""
 
     exit_code = 4
+
+
+async def read_progress(conn: psycopg.AsyncConnection, run_id: str) -> tuple[dict[str, Any], int]:
+    """The run's row, then its open tasks, in that order. The feeder stores its last tasks
+    before it marks the feed done, so a run read as fully fed is never paired with a count
+    from before its last tasks were stored (the other way round, a tick could see every
+    task "ended" while the last ones were being stored, and end the run with them pending).
+    """
+    run = await access.one(conn, "get_run", run_id=run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} is not in the database")
+    return run, await taskstore.open_count(conn, run_id)
 
 
 class Supervisor:
@@ -286,6 +298,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 if await self._tick(market, allocations):
+                    await self._record_results(app)  # the final count
                     break
                 failures = 0
                 if loop.time() - last_results >= RESULTS_EVERY_S:
@@ -313,8 +326,7 @@ class Supervisor:
             await access.execute(conn, "supervisor_seen", run_id=self.run_id, supervisor=self.name)
             for task_id, status in await taskstore.requeue_expired(conn, self.run_id):
                 logger.warning("task %s: claim expired, now %s", task_id, status)
-            open_tasks = await taskstore.open_count(conn, self.run_id)
-            run = await access.one(conn, "get_run", run_id=self.run_id)
+            run, open_tasks = await read_progress(conn, self.run_id)
         await allocations.current()  # a new one when a new hour of the run begins
         await allocations.release_past()
         self._revive_payment_collectors()
@@ -434,6 +446,7 @@ class Supervisor:
         return {row["provider_id"] for row in rows}
 
     async def _record_results(self, app: App) -> None:
+        token = appapi.current_pool.set(self.pool)
         try:
             if app.results_cnt is not None:
                 count = int(await app.results_cnt(self.run_id))
@@ -443,6 +456,8 @@ class Supervisor:
         except Exception as exc:
             logger.warning("results_cnt failed: %s", exc)
             return
+        finally:
+            appapi.current_pool.reset(token)
         async with self.pool.connection() as conn:
             await access.execute(
                 conn,

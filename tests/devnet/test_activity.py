@@ -141,9 +141,14 @@ async def test_transfer_between_files_container_and_http(api, ready, tmp_path: P
     assert (tmp_path / "out.txt").read_text() == "payload\nfrom http\n"
     assert stored["/up/o"] == b"payload\nfrom http\n"
     bad = await run_script(
-        api, ready, [{"transfer": {"from": "gftp://x/y", "to": "container:/golem/input/z"}}]
+        api, ready, [{"transfer": {"from": "ftp://x/y", "to": "container:/golem/input/z"}}]
     )
     assert bad[0]["result"] == "Error" and "unsupported transfer protocol" in bad[0]["message"]
+    # A gftp URL of a real node (node id, no port) cannot be served by the devnet.
+    real = await run_script(
+        api, ready, [{"transfer": {"from": "gftp://0xabc/y", "to": "container:/golem/input/z"}}]
+    )
+    assert real[0]["result"] == "Error" and "names no devnet gftp server" in real[0]["message"]
     escape = await run_script(
         api, ready, [{"transfer": {"from": f"file://{source}", "to": "container:/../../x"}}]
     )

@@ -55,6 +55,7 @@ def test_module_by_name() -> None:
         (GOOD.replace("async def execute_task", "async def run_task"), "missing execute_task"),
         (GOOD + "\nsetup_activity = 3\n", "setup_activity must be"),
         (GOOD + "\ndef results_cnt(run_id):\n    return 1\n", "results_cnt must be"),
+        (GOOD + "\ndef on_result(run_id, key, data):\n    return []\n", "on_result must be"),
         (GOOD + "\nTASK_TIMEOUT = 0\n", "TASK_TIMEOUT must be"),
         (GOOD + "\nMAX_ATTEMPTS = 1.5\n", "MAX_ATTEMPTS must be"),
         ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
@@ -79,3 +80,20 @@ def test_callable_style_needs_no_execute_task(tmp_path: Path) -> None:
 def test_missing_module(spec: str) -> None:
     with pytest.raises(UserError, match="not found"):
         load_app(spec)
+
+
+async def test_on_result_sync_or_async_gives_a_list(tmp_path: Path) -> None:
+    app = load_app(write(tmp_path, GOOD))
+    assert app.on_result is None and await app.follow_ups("r", "k", {}, 1) == []
+    sync = (
+        GOOD + "\ndef on_result(run_id, key, data, n):\n    return ({'n': i} for i in range(n))\n"
+    )
+    assert await load_app(write(tmp_path, sync, "s.py")).follow_ups("r", "k", {}, 2) == [
+        {"n": 0},
+        {"n": 1},
+    ]
+    coro = GOOD + "\nasync def on_result(run_id, key, data, result):\n    return None\n"
+    assert await load_app(write(tmp_path, coro, "c.py")).follow_ups("r", "k", {}, 2) == []
+    wrong = GOOD + "\ndef on_result(run_id, key, data, result):\n    return {'n': 1}\n"
+    with pytest.raises(TypeError, match="iterable of task data"):
+        await load_app(write(tmp_path, wrong, "w.py")).follow_ups("r", "k", {}, 2)

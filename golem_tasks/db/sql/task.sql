@@ -24,7 +24,8 @@ SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) FILTER (WHERE status = 'claimed') AS claimed,
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) AS total
+       count(*) AS total,
+       count(*) FILTER (WHERE parent_id IS NOT NULL) AS follow_ups
 FROM tasks.task WHERE run_id = %(run_id)s;
 
 -- name: pending_count
@@ -38,7 +39,7 @@ SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status 
 -- with the result's batches, and may ask for the activity's next task (claim_next). Next
 -- tasks are the first pending ones in feed order; concurrent claimers skip each other's
 -- rows. The claim that reaches the feeder's wake-up position clears it and wakes the
--- feeder (see 0004_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
+-- feeder (see 0005_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
 -- each task claimed (by activity_id).
 WITH input AS (
     SELECT *
@@ -116,6 +117,23 @@ SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END
 WHERE id = %(task_id)s AND status = 'claimed' AND activity_id = %(activity_id)s
   AND attempts = %(attempt)s
 RETURNING id, status;
+
+-- name: insert_follow_ups
+-- Tasks the app's on_result added, stored with their parent's result: queued at the
+-- parent's position (so they run before tasks fed later, and the feeder's positions stay
+-- its own), with the parent's limits. A key already stored adds nothing.
+INSERT INTO tasks.task (run_id, key, position, data, max_attempts, timeout_s, parent_id)
+SELECT p.run_id, t.key, p.position, t.data, p.max_attempts, p.timeout_s, p.id
+FROM tasks.task p,
+     unnest(%(keys)s::text[], %(datas)s::jsonb[]) AS t(key, data)
+WHERE p.id = %(task_id)s
+ON CONFLICT (run_id, key) DO NOTHING;
+
+-- name: count_results_having
+-- Done tasks whose result is an object with a non-null value under %(field)s.
+SELECT count(*) AS results FROM tasks.task
+WHERE run_id = %(run_id)s AND status = 'done'
+  AND jsonb_typeof(result -> %(field)s) <> 'null';
 
 -- name: insert_batches
 INSERT INTO tasks.batch (id, run_id, activity_id, task_id, attempt)
