@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run yacat compress test lint format bench chaos clean record-yagna
+.PHONY: install run yacat compress test lint format bench chaos clean contract contract-check record-yagna
 
 install: $(STAMP)
 
@@ -47,6 +47,15 @@ bench: install
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos
+
+# The yagna REST contract the tests check the devnet against, regenerated from
+# ya-client's OpenAPI files (default ../shared/ya-client-specs; SPECS=DIR for another copy).
+SPECS ?= ../shared/ya-client-specs
+contract: install
+	$(BIN)/python -m tests.contract.generate --specs $(SPECS)
+
+contract-check: install
+	$(BIN)/python -m tests.contract.generate --specs $(SPECS) --check
 
 # Record the real yagna daemon's answers for the conformance suite (tests/conformance/):
 # golem-node 0.17.6 from PyPI ships the binary; it goes into its own venv, not the project's.

@@ -4,7 +4,9 @@ The binaries come from the ``pgserver`` wheel (relocatable PostgreSQL on PyPI); 
 life cycle is ours so that we control the settings (enough connections for hundreds of
 activities), start-up timeouts and sharing: a file lock makes the first process start the
 server and every later one, on any terminal, connect to it. The server listens on a unix
-socket only, so nothing is exposed to the network.
+socket only, unless ``db start --listen ADDR[:PORT]`` asks it to serve other hosts too: then
+TCP connections need a password (scram-sha-256) kept in a file only the owner can read, and
+dead peers are noticed within seconds through TCP keepalives.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import pwd
+import re
+import secrets
 import shutil
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +44,8 @@ SUPERUSER = "postgres"
 #: refuses to run as root).
 SYSTEM_USER = "golemtasks-pg"
 SOCKET_PORT = 5432
+#: The file under ``$GOLEM_TASKS_HOME`` holding the password of TCP connections.
+PASSWORD_FILE = "pg-password"
 
 #: Settings written on first initialisation. Hundreds of activities each hold a connection
 #: through the workers' pools, so the default of 100 connections is too few.
@@ -47,7 +55,73 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
     "listen_addresses": "''",
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] '",
+    "password_encryption": "'scram-sha-256'",
+    # A host that vanishes mid-session (link down, power off) must not hold its locks and
+    # connections for the kernel's default of two hours: probe idle connections after 5 s,
+    # give up after 3 unanswered probes 2 s apart, and drop a connection whose sent data is
+    # unacknowledged for 10 s. A running query checks its client every 2 s.
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    "client_connection_check_interval": "'2s'",
 }
+
+#: Who may connect how: the unix socket (reachable only by the data directory's owner)
+#: trusts; every TCP connection, loopback included, must give the password.
+HBA = """\
+# Written by golem-tasks on every start of the embedded PostgreSQL.
+local all all trust
+host all all 0.0.0.0/0 scram-sha-256
+host all all ::/0 scram-sha-256
+"""
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where the embedded PostgreSQL also accepts TCP connections from other hosts."""
+
+    host: str
+    port: int = SOCKET_PORT
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """``ADDR``, ``ADDR:PORT``, ``[IPV6]:PORT`` or ``IPV6``; one line saying what is wrong."""
+    raw = text.strip()
+    host, port_text = raw, ""
+    if raw.startswith("["):
+        host, sep, rest = raw[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise UserError(f"invalid --listen {text!r}: expected [IPV6]:PORT")
+        port_text = rest[1:]
+    elif raw.count(":") == 1:
+        host, port_text = raw.split(":")
+    port = SOCKET_PORT
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise UserError(f"invalid --listen {text!r}: the port must be a number 1-65535")
+        port = int(port_text)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host) or host.replace(".", "").isdigit():
+            raise UserError(
+                f"invalid --listen {text!r}: expected an IP address or host name, "
+                "optionally with :PORT"
+            ) from None
+    else:
+        if address.is_unspecified:
+            raise UserError(
+                f"invalid --listen {text!r}: name the address other hosts reach this one at "
+                "(it goes into the DSN they use), not a wildcard"
+            )
+        host = str(address)
+    return ListenAddress(host, port)
 
 
 def _bin_dir() -> Path:
@@ -98,6 +172,9 @@ class EmbeddedStatus:
     data_dir: Path
     socket_dir: Path
     dsn: str
+    #: Where it serves other hosts (``None``: unix socket only) and their DSN, password masked.
+    listen: ListenAddress | None = None
+    remote_dsn: str | None = None
 
 
 class EmbeddedPostgres:
@@ -108,32 +185,79 @@ class EmbeddedPostgres:
         self.data_dir = self.home / "pgdata"
         self.log_file = self.home / "postgresql.log"
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.password_file = self.home / PASSWORD_FILE
+        #: The port the server is started on (the running server's own port wins).
+        self._port = SOCKET_PORT
 
     # -- public -----------------------------------------------------------------------
 
     @property
+    def port(self) -> int:
+        """The running server's port (its socket is named after it), else the one to use."""
+        running = self._pidfile_field(3)
+        return int(running) if running and running.isdigit() else self._port
+
+    @property
     def socket_dir(self) -> Path:
         """The data directory, unless its socket path would exceed the unix limit (~107)."""
-        if len(str(self.data_dir / f".s.PGSQL.{SOCKET_PORT}")) < 100:
+        if len(str(self.data_dir / f".s.PGSQL.{self.port}")) < 100:
             return self.data_dir
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
         return Path("/tmp") / f"golem-tasks-{digest}"
 
     def dsn(self, dbname: str = DATABASE) -> str:
         return psycopg.conninfo.make_conninfo(
-            host=str(self.socket_dir), port=str(SOCKET_PORT), user=SUPERUSER, dbname=dbname
+            host=str(self.socket_dir), port=str(self.port), user=SUPERUSER, dbname=dbname
         )
+
+    def listening(self) -> ListenAddress | None:
+        """Where the running server accepts TCP connections; ``None`` for the socket only."""
+        if self._running_pid() is None:
+            return None
+        host = self._pidfile_field(5)
+        return ListenAddress(host, self.port) if host else None
+
+    def remote_dsn(self, *, masked: bool = False) -> str | None:
+        """The DSN other hosts use while the server listens on TCP."""
+        where = self.listening()
+        if where is None:
+            return None
+        password = "***" if masked else urllib.parse.quote(self._password(), safe="")
+        return f"postgresql://{SUPERUSER}:{password}@{where}/{DATABASE}"
 
     def status(self) -> EmbeddedStatus:
         pid = self._running_pid()
-        return EmbeddedStatus(pid is not None, pid, self.data_dir, self.socket_dir, self.dsn())
+        return EmbeddedStatus(
+            pid is not None,
+            pid,
+            self.data_dir,
+            self.socket_dir,
+            self.dsn(),
+            self.listening(),
+            self.remote_dsn(masked=True),
+        )
 
-    def start(self, timeout: float = 120.0) -> str:
-        """Start the server unless it runs already; return its DSN. Safe to race."""
+    def start(self, timeout: float = 120.0, *, listen: ListenAddress | None = None) -> str:
+        """Start the server unless it runs already; return its DSN. Safe to race.
+
+        With ``listen`` it also serves other hosts there (a running server that does not
+        is refused: restarting it would cut off every process using it).
+        """
         with self._lock():
             if self._running_pid() is None:
-                self._start_locked(timeout)
+                if listen is not None:
+                    self._port = listen.port
+                self._start_locked(timeout, listen)
+            elif listen is not None and self.listening() != listen:
+                now = self.listening()
+                raise UserError(
+                    "the embedded PostgreSQL already runs "
+                    + (f"listening on {now}" if now else "on its unix socket only")
+                    + f": stop it first (golem-tasks db stop) to listen on {listen}"
+                )
             self._ensure_database()
+            if listen is not None:
+                self._set_password()
         return self.dsn()
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -156,11 +280,47 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _pidfile_lines(self) -> list[str]:
+        try:
+            return (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return []
+
+    def _pidfile_field(self, index: int) -> str:
+        """A line of ``postmaster.pid`` (3: port, 5: first listen address), else ''."""
+        lines = self._pidfile_lines()
+        return lines[index].strip() if len(lines) > index else ""
+
+    def _password(self) -> str:
+        """The password of TCP connections, created once, readable by its owner only."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.home.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(24)
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        return password
+
+    def _set_password(self) -> None:
+        """Give the superuser the password, sent as a scram verifier (never in clear)."""
+        with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
+            verifier = conn.pgconn.encrypt_password(
+                self._password().encode(), SUPERUSER.encode(), b"scram-sha-256"
+            )
+            conn.execute(
+                psycopg.sql.SQL(queries.set_role_password).format(
+                    role=psycopg.sql.Identifier(SUPERUSER),
+                    password=psycopg.sql.Literal(verifier.decode()),
+                )
+            )
+
     def _running_pid(self) -> int | None:
         """The postmaster's pid when it runs and reports itself ready."""
-        try:
-            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-        except (FileNotFoundError, PermissionError):
+        lines = self._pidfile_lines()
+        if not lines:
             return None
         try:
             pid = int(lines[0])
@@ -213,7 +373,7 @@ class EmbeddedPostgres:
         self.log_file.touch()
         shutil.chown(self.log_file, entry.pw_uid, entry.pw_gid)
 
-    def _start_locked(self, timeout: float) -> None:
+    def _start_locked(self, timeout: float, listen: ListenAddress | None) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
@@ -233,9 +393,13 @@ class EmbeddedPostgres:
                 ],
                 timeout,
             )
-        self._write_settings()
-        logger.info("starting embedded PostgreSQL (%s)", self.data_dir)
-        options = f"-k {self.socket_dir} -p {SOCKET_PORT}"
+        self._write_settings(listen)
+        logger.info(
+            "starting embedded PostgreSQL (%s)%s",
+            self.data_dir,
+            f", listening on {listen}" if listen else "",
+        )
+        options = f"-k {self.socket_dir} -p {self.port}"
         self._pg_ctl(
             ["start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options],
             timeout + 10,
@@ -246,12 +410,18 @@ class EmbeddedPostgres:
                 raise UserError(f"embedded PostgreSQL did not become ready — see {self.log_file}")
             time.sleep(0.1)
 
-    def _write_settings(self) -> None:
+    def _write_settings(self, listen: ListenAddress | None) -> None:
         """Keep our settings in ``postgresql.auto.conf``-style include owned by us."""
         conf = self.data_dir / "golem_tasks.conf"
-        body = "".join(f"{key} = {value}\n" for key, value in sorted(self.settings.items()))
+        settings = dict(self.settings)
+        if listen is not None:
+            settings["listen_addresses"] = f"'{listen.host}'"
+        body = "".join(f"{key} = {value}\n" for key, value in sorted(settings.items()))
         if not conf.exists() or conf.read_text() != body:
             conf.write_text(body)
+        hba = self.data_dir / "pg_hba.conf"
+        if not hba.exists() or hba.read_text() != HBA:
+            hba.write_text(HBA)
         main_conf = self.data_dir / "postgresql.conf"
         include = "include_if_exists = 'golem_tasks.conf'\n"
         text = main_conf.read_text()

@@ -7,19 +7,21 @@ does not import the worker code that runs them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import procrastinate
 import psycopg.conninfo
 from procrastinate.jobs import Status
 
+from golem_tasks.config import with_tcp_liveness
 from golem_tasks.db.migrate import PROCRASTINATE_SCHEMA
 
 logger = logging.getLogger(__name__)
 
 #: The job that drives one activity on one agreement.
 DRIVE_JOB = "golem_tasks.drive_activity"
-#: The queue shared by every run whose tasks any worker can run.
+#: The prefix of the queue of every supervised run (see :func:`requestor_queue`).
 DEFAULT_QUEUE = "golem-tasks"
 #: Jobs whose worker has not sent a heartbeat for this long are stalled (worker died).
 STALLED_AFTER_S = 30.0
@@ -28,13 +30,35 @@ WORKER_HEARTBEAT_S = 2.0
 LIVE_STATUSES = frozenset({Status.TODO, Status.DOING})
 
 
+#: procrastinate notifies workers on the channel ``procrastinate_queue_v1#<queue>``, and
+#: PostgreSQL refuses channel names over 63 bytes: a longer queue name makes every defer fail.
+MAX_QUEUE_NAME_BYTES = 63 - len("procrastinate_queue_v1#")
+
+
+def requestor_queue(requestor_id: str) -> str:
+    """The queue of supervised runs whose requestor node is ``requestor_id``: only workers
+    whose yagna is that node listen on it, so no other worker ever takes their jobs.
+
+    A node id too long for a queue name keeps its readable start and a hash of the whole.
+    """
+    name = f"{DEFAULT_QUEUE}@{requestor_id}"
+    if len(name.encode()) <= MAX_QUEUE_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(requestor_id.encode()).hexdigest()[:8]
+    return f"{name[: MAX_QUEUE_NAME_BYTES - 9]}~{digest}"
+
+
+def is_local_queue(name: str) -> bool:
+    return name.startswith(f"{DEFAULT_QUEUE}-local-")
+
+
 def local_queue(run_id: str) -> str:
     """The queue of a run whose tasks only its own `golem-tasks run` process can execute."""
     return f"golem-tasks-local-{run_id}"
 
 
 def _with_search_path(dsn: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params = psycopg.conninfo.conninfo_to_dict(with_tcp_liveness(dsn))
     options = str(params.get("options") or "")
     params["options"] = f"{options} -c search_path={PROCRASTINATE_SCHEMA}".strip()
     return psycopg.conninfo.make_conninfo("", **params)

@@ -9,6 +9,7 @@ import procrastinate
 from procrastinate.worker import Worker
 
 from golem_tasks import queue
+from golem_tasks.errors import UserError
 from workers.context import WorkerContext
 from workers.driver import drive_agreement
 
@@ -59,15 +60,27 @@ def make_worker(
 async def run_worker(
     dsn: str,
     *,
-    queues: Sequence[str] = (queue.DEFAULT_QUEUE,),
+    queues: Sequence[str] = (),
     concurrency: int = 20,
     ctx: WorkerContext | None = None,
     install_signal_handlers: bool = True,
 ) -> None:
-    """Run one worker process until it is stopped (SIGINT/SIGTERM)."""
+    """Run one worker process until it is stopped (SIGINT/SIGTERM).
+
+    Without ``queues`` it takes the jobs of every supervised run of its own yagna's
+    requestor (and of no other: their agreements are not its yagna's).
+    """
     app = create_app(dsn)
     context = ctx or WorkerContext(dsn, pool_size=min(concurrency, 40) + 2)
     async with context, app.open_async():
+        mine = queue.requestor_queue(context.requestor_id)
+        for name in queues:
+            if name.startswith(f"{queue.DEFAULT_QUEUE}@") and name != mine:
+                raise UserError(
+                    f"queue {name} belongs to another requestor: this worker's yagna at "
+                    f"{context.yagna.api_url} is {context.requestor_id} (its queue is {mine})"
+                )
+        queues = list(queues) or [mine]
         worker = make_worker(
             app,
             context,
@@ -75,5 +88,10 @@ async def run_worker(
             concurrency=concurrency,
             install_signal_handlers=install_signal_handlers,
         )
-        logger.info("worker %s listening on %s", context.name, ", ".join(queues))
+        logger.info(
+            "worker %s of requestor %s listening on %s",
+            context.name,
+            context.requestor_id,
+            ", ".join(queues),
+        )
         await worker.run()

@@ -21,6 +21,7 @@ from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
 from golem_tasks.db.listen import Listener
+from golem_tasks.identity import mismatch, wait_for_requestor_id
 from workers.claims import ClaimBatcher
 
 
@@ -61,8 +62,12 @@ class WorkerContext:
         self.claims: ClaimBatcher
         self._apps: dict[str, App] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        #: The node id of this worker's yagna: it drives only that requestor's runs.
+        self.requestor_id = ""
+        self._foreign_said: set[tuple[str, str]] = set()
 
     async def __aenter__(self) -> WorkerContext:
+        self.requestor_id = await wait_for_requestor_id(self.yagna)
         self.pool = await open_pool(self.dsn, max_size=self.pool_size)
         self.claims = ClaimBatcher(self.pool, self.lease_s)
         await self.node.start()
@@ -85,15 +90,34 @@ class WorkerContext:
             self._apps[spec] = load_app(spec, require_execute_task=False)
         return self._apps[spec]
 
+    def refuses(self, run: dict[str, object]) -> str | None:
+        """Why this worker must not drive the run's activities (another requestor's)."""
+        owner = run.get("requestor_id")
+        if not owner or owner == self.requestor_id:
+            return None
+        return mismatch(str(run["id"]), str(owner), self.requestor_id, self.yagna.api_url)
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self.beat_once()
+                await self.say_why_foreign_runs_are_left()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("worker heartbeat failed")
+
+    async def say_why_foreign_runs_are_left(self) -> None:
+        """Once per run: the jobs waiting there are another requestor's, not for us."""
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "foreign_runs", mine=self.requestor_id)
+        for row in rows:
+            key = (row["id"], row["requestor_id"])
+            if key not in self._foreign_said:
+                self._foreign_said.add(key)
+                reason = self.refuses(row)
+                logger.warning("%s: leaving its jobs to workers of %s", reason, key[1])
 
     async def beat_once(self) -> None:
         """Renew the claims of every driven activity and pass on stop requests."""

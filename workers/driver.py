@@ -438,4 +438,10 @@ async def drive_agreement(ctx: WorkerContext, run_id: str, agreement_id: str) ->
         return
     if agreement["terminate_reason"]:
         return
+    refused = ctx.refuses(run)
+    if refused is not None:
+        # Only reachable through a --queue of another requestor, which the worker refuses;
+        # the supervisor dispatches the agreement again to its own queue.
+        logger.error("%s: not driving agreement %s", refused, agreement_id)
+        return
     await ActivityDriver(ctx, run, agreement).drive()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
+from typing import Any
 
 import click
 
@@ -11,6 +13,8 @@ from golem_tasks.config import describe_dsn
 from golem_tasks.db import migrate
 from golem_tasks.db.connect import connection
 from golem_tasks.dsn import embedded_server, resolve_dsn
+from golem_tasks.embedded import ListenAddress, parse_listen
+from golem_tasks.errors import UserError
 
 
 @click.command()
@@ -45,14 +49,37 @@ def status() -> None:
     click.echo(f"embedded PostgreSQL: {word}")
     click.echo(f"data directory: {state.data_dir}")
     click.echo(f"DSN: {state.dsn}")
+    if state.listen is not None:
+        click.echo(f"listening on: {state.listen} (password in {embedded_server().password_file})")
+        click.echo(f"DSN for other hosts: {state.remote_dsn}")
+
+
+def _listen(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_listen(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @db.command()
-def start() -> None:
+@click.option(
+    "--listen",
+    metavar="ADDR[:PORT]",
+    callback=_listen,
+    help="Also serve other hosts on this address (TCP, password auth; port 5432 by default) "
+    "and print the DSN to give them.",
+)
+def start(listen: ListenAddress | None) -> None:
     """Start the embedded PostgreSQL (no-op when it runs)."""
     server = embedded_server()
-    dsn = server.start()
+    dsn = server.start(listen=listen)
     click.echo(f"embedded PostgreSQL running: {dsn}")
+    remote = server.remote_dsn()
+    if remote is not None:
+        click.echo("on every other host (workers, standby supervisor, monitoring):")
+        click.echo(f"export GOLEM_TASKS_DSN={shlex.quote(remote)}")
 
 
 @db.command()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from golem_tasks import queue
 from golem_tasks.appmodule import load_app
 from golem_tasks.cli.options import dsn_option
 from golem_tasks.config import YagnaSettings, parse_budget
@@ -21,10 +21,9 @@ from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
 from golem_tasks.errors import UserError
 from golem_tasks.pricing import PriceLimits
-from golem_tasks.supervisor.options import RunOptions
-
-if TYPE_CHECKING:
-    from golem_tasks.supervisor import RunOutcome
+from golem_tasks.runner import Runner
+from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
+from golem_tasks.supervisor.supervisor import SupervisorLost
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,9 @@ def run_options(func: F) -> F:
     return func
 
 
-def make_options(params: dict[str, Any], *, local_only: bool = False) -> RunOptions:
+def make_options(
+    params: dict[str, Any], *, local_only: bool = False, standby: bool = False
+) -> RunOptions:
     return RunOptions(
         app=params["app"],
         workers=params["workers"],
@@ -135,6 +136,7 @@ def make_options(params: dict[str, Any], *, local_only: bool = False) -> RunOpti
         feed_window=params["feed_window"],
         debit_note_interval_s=params["debit_note_interval"],
         local_only=local_only,
+        standby=standby,
     )
 
 
@@ -162,7 +164,14 @@ def run_until_signalled(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, handle)
-        return await main()
+        try:
+            return await main()
+        except SupervisorLost as exc:
+            # Another supervisor may own the run now: exit at once. What is left to clean
+            # up would wait on the database or yagna this process cannot reach.
+            click.echo(f"golem-tasks: error: {exc}", err=True)
+            logging.shutdown()
+            os._exit(exc.exit_code)
 
     try:
         return asyncio.run(runner())
@@ -194,14 +203,20 @@ def _check_schema(dsn: str) -> None:
 
 @click.command()
 @run_options
-def supervise(**params: Any) -> None:
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="With --run-id of a running run: wait while its supervisor lives (on any host), "
+    "then take over.",
+)
+def supervise(standby: bool, **params: Any) -> None:
     """Supervise one run of APP: money, market, tasks; workers do the work.
 
     APP is an importable module name or a path to a .py file.
     """
-    from golem_tasks.supervisor import Supervisor
-
-    options = make_options(params)
+    if standby and not params["run_id"]:
+        raise UserError("--standby needs the --run-id of the run to take over")
+    options = make_options(params, standby=standby)
     app = load_app(options.app)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
@@ -231,9 +246,8 @@ def supervise(**params: Any) -> None:
     "--queue",
     "queues",
     multiple=True,
-    default=[queue.DEFAULT_QUEUE],
-    show_default=True,
-    help="procrastinate queues to take jobs from.",
+    help="procrastinate queues to take jobs from (default: the queue of every supervised "
+    "run of this yagna's requestor).",
 )
 def worker(dsn: str | None, concurrency: int, processes: int, queues: tuple[str, ...]) -> None:
     """Drive activities for any run in the database (start as many as you like, anywhere)."""
@@ -278,7 +292,6 @@ def _spawn_workers(dsn: str, concurrency: int, processes: int, queues: tuple[str
 )
 def run(devnet_providers: int | None, **params: Any) -> None:
     """Supervise APP and work on it in this process; Ctrl+C stops everything cleanly."""
-    from golem_tasks.runner import Runner
 
     options = make_options(params, local_only=True)
     # The runner checks the app and the schema (once) before anything is written.

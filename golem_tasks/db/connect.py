@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from golem_tasks.config import describe_dsn, mask_password
+from golem_tasks.config import describe_dsn, mask_password, with_tcp_liveness
 from golem_tasks.db import migrate
 from golem_tasks.errors import UserError
 
@@ -27,7 +27,10 @@ async def connect(dsn: str, *, autocommit: bool = False) -> psycopg.AsyncConnect
     """An async connection returning dict rows; a failure is a :class:`UserError`."""
     try:
         return await psycopg.AsyncConnection.connect(
-            dsn, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S
+            with_tcp_liveness(dsn),
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=CONNECT_TIMEOUT_S,
         )
     except psycopg.OperationalError as exc:
         raise connection_error(dsn, exc) from None
@@ -45,7 +48,7 @@ async def connection(
 async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
     """An open pool of autocommit, dict-row connections; a failure is a :class:`UserError`."""
     pool = AsyncConnectionPool(
-        dsn,
+        with_tcp_liveness(dsn),
         kwargs={"row_factory": dict_row, "autocommit": True},
         min_size=1,
         max_size=max_size,

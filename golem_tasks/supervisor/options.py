@@ -44,6 +44,8 @@ class RunOptions:
     invoice_wait_s: float = 60.0
     #: Tasks only this process can run (callables): jobs go to a run-local queue.
     local_only: bool = False
+    #: Wait while another supervisor holds the (existing) run, then take it over.
+    standby: bool = False
 
     def window(self) -> int:
         return self.feed_window or max(100, 10 * self.workers)

@@ -32,7 +32,8 @@ from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import connect, open_pool, require_schema
 from golem_tasks.db.listen import Listener
-from golem_tasks.errors import UserError
+from golem_tasks.errors import UserError, describe
+from golem_tasks.identity import mismatch, requestor_id
 from golem_tasks.retry import retrying
 from golem_tasks.runlog import record_error
 from golem_tasks.supervisor.allocations import Allocations
@@ -52,6 +53,16 @@ MAX_JOB_RESTARTS = 5
 MAX_TERMINATE_ATTEMPTS = 5
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+#: The run's lock connection is pinged this often; no answer within the timeout means this
+#: supervisor may have lost the run (the server frees an unreachable client's lock after
+#: 5 + 3 x 2 s of keepalive probes), so it stops at once.
+LOCK_PING_S = 1.0
+LOCK_TIMEOUT_S = 6.0
+#: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
+UNWIND_S = 5.0
+#: How often a standby supervisor tries to take the run's lock.
+STANDBY_POLL_S = 0.5
+ENDED = ("finished", "failed", "stopped")
 TERMINATE_TIMEOUT_S = 30.0
 #: At a budget stop, workers get this long to end their activities before the supervisor
 #: destroys them itself (within budget.STOP_MARGIN_S of the decision).
@@ -152,6 +163,7 @@ class Supervisor:
         )
         if not self.yagna.app_key:
             raise UserError("YAGNA_APPKEY is not set: export the app key of your yagna daemon")
+        self.requestor_id = await requestor_id(self.yagna)
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
             if not self.schema_checked:
@@ -159,20 +171,121 @@ class Supervisor:
                     await require_schema(conn, self.dsn)
             self.lock_conn = await connect(self.dsn, autocommit=True)
             async with self.lock_conn:
-                row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
-                if not row or not row["locked"]:
-                    raise UserError(
-                        f"run {self.run_id} is already supervised by another process "
-                        f"(database {describe_dsn(self.dsn)})"
-                    )
-                await self._start_run(app)
-                return await self._supervise(app)
+                ended = await self._take_run_lock()
+                if ended is not None:
+                    return ended
+                return await self._while_holding_lock(self._start_and_supervise(app))
         finally:
-            await self.pool.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.pool.close(), UNWIND_S)
+
+    async def _start_and_supervise(self, app: App) -> RunOutcome:
+        await self._start_run(app)
+        return await self._supervise(app)
+
+    async def _while_holding_lock(self, work: Awaitable[RunOutcome]) -> RunOutcome:
+        """Run ``work`` while the run's lock holds; the moment it may not, stop it.
+
+        The lock lives on ``lock_conn``: when that connection breaks (its host cut off
+        from the database), the server frees the lock within its keepalive time and a
+        standby may take the run. This supervisor must have stopped acting by then, wherever
+        it is waiting (a yagna call, a database query), so ``work`` is cancelled, not left
+        to notice at its next tick.
+        """
+        main = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(self._watch_lock())
+        try:
+            await asyncio.wait({main, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            main.cancel()
+            raise
+        finally:
+            watch.cancel()
+        if main.done():
+            return main.result()
+        main.cancel()
+        # Its clean-ups may wait on the unreachable database or yagna: give them a moment.
+        await asyncio.wait({main}, timeout=UNWIND_S)
+        error = watch.exception()
+        assert error is not None
+        raise error
+
+    async def _watch_lock(self) -> None:
+        """Ping the lock's connection; raise :class:`SupervisorLost` when it fails or stalls."""
+        while True:
+            await asyncio.sleep(LOCK_PING_S)
+            try:
+                await asyncio.wait_for(access.one(self.lock_conn, "ping"), LOCK_TIMEOUT_S)
+            except (psycopg.Error, asyncio.TimeoutError) as exc:
+                reason = describe(exc) if str(exc) else f"no answer in {LOCK_TIMEOUT_S:g}s"
+                logger.error("lost the run's lock connection (%s): stopping at once", reason)
+                raise SupervisorLost(f"lost the run's lock connection: {reason}") from exc
+
+    async def _take_run_lock(self) -> RunOutcome | None:
+        """Hold the run's lock (on ``lock_conn``), or refuse: one supervisor per run.
+
+        A standby waits for it instead, while the run's supervisor lives (its lock goes
+        with its connection: at once when its process dies, within the keepalive time when
+        its host vanishes). Returns the outcome when the run ended meanwhile, or the
+        standby was stopped, without touching the run.
+        """
+        waiting_since = asyncio.get_running_loop().time()
+        said = False  # the standby's "waiting" line, once
+        while True:
+            row = await access.one(self.lock_conn, "supervisor_lock", run_id=self.run_id)
+            locked = bool(row and row["locked"])
+            if locked and not self.options.standby:
+                return None
+            if not self.options.standby:
+                raise UserError(
+                    f"run {self.run_id} is already supervised by another process "
+                    f"(database {describe_dsn(self.dsn)}); --standby takes over when it stops"
+                )
+            async with self.pool.connection() as conn:
+                run = await access.one(conn, "get_run", run_id=self.run_id)
+                counts = await taskstore.counts(conn, self.run_id)
+            if run is None:
+                raise UserError(f"no run {self.run_id} to stand by for: start it first")
+            owner = run["requestor_id"]
+            if owner is not None and owner != self.requestor_id:
+                raise UserError(
+                    mismatch(self.run_id, owner, self.requestor_id, self.yagna.api_url)
+                    + f": a standby needs YAGNA_API_URL and YAGNA_APPKEY of {owner}"
+                )
+            if run["status"] in ENDED:
+                logger.info("run %s %s: nothing to take over", self.run_id, run["status"])
+                code = EXIT_FAILED_TASKS if counts.failed else EXIT_OK
+                return RunOutcome(self.run_id, run["status"], run["stop_reason"], counts, code)
+            if self._stop.is_set():  # the lock, if just taken, goes with lock_conn
+                return RunOutcome(
+                    self.run_id, run["status"], "standby stopped", counts, EXIT_INTERRUPTED
+                )
+            if locked:
+                waited = asyncio.get_running_loop().time() - waiting_since
+                logger.warning(
+                    "standby: taking over run %s from %s (waited %.1fs)",
+                    self.run_id,
+                    run["supervisor"] or "no supervisor",
+                    waited,
+                )
+                return None
+            if not said:
+                said = True
+                logger.info(
+                    "standby for run %s: supervised by %s; taking over when it stops",
+                    self.run_id,
+                    run["supervisor"] or "another process",
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), STANDBY_POLL_S)
 
     async def _start_run(self, app: App) -> None:
         options = self.options
-        queue_name = queue.local_queue(self.run_id) if options.local_only else queue.DEFAULT_QUEUE
+        queue_name = (
+            queue.local_queue(self.run_id)
+            if options.local_only
+            else queue.requestor_queue(self.requestor_id)
+        )
         params = {
             "id": self.run_id,
             "app": app.spec,
@@ -183,16 +296,25 @@ class Supervisor:
             "payment_platform": self.yagna.payment_platform,
             "settings": options.settings_json(),
             "queue": queue_name,
+            "requestor_id": self.requestor_id,
         }
         async with self.pool.connection() as conn:
             created = await access.one(conn, "create_run", **params)
             if created is None:
                 before = await access.one(conn, "get_run", run_id=self.run_id)
-                if before and before["queue"] != queue_name:
-                    how = "run" if before["queue"] != queue.DEFAULT_QUEUE else "supervise"
+                assert before is not None
+                if queue.is_local_queue(before["queue"]) != options.local_only:
+                    how = "run" if queue.is_local_queue(before["queue"]) else "supervise"
                     raise UserError(
                         f"run {self.run_id} was started with another command: resume it "
                         f"with golem-tasks {how} --run-id {self.run_id}"
+                    )
+                owner = before["requestor_id"]
+                if owner is not None and owner != self.requestor_id:
+                    # Its agreements and payments exist only on that node.
+                    raise UserError(
+                        mismatch(self.run_id, owner, self.requestor_id, self.yagna.api_url)
+                        + f": supervise it with YAGNA_API_URL and YAGNA_APPKEY of {owner}"
                     )
                 await access.execute(conn, "resume_run", **params)
                 # Stop requests of the previous supervisor's own end do not apply any more.

@@ -1,18 +1,12 @@
 """Every devnet response during full flows, validated against yagna's OpenAPI contract.
 
-Documented deviations, tolerated and nothing else:
-
-* ``DebitNote.usageCounterVector`` is declared ``type: object`` in payment-api.yaml, but
-  yagna sends (and golem-core needs, to zip it with the prices) a JSON array.
-* 401 (missing/wrong app key) and 400 (malformed input) on operations whose spec lists no
-  such status (the whole activity API lacks 401; event queries lack 400): yagna answers
-  them everywhere, and so must the devnet. Their body must still be ``{"message": str}``.
+Only the deviations documented in :func:`tests.support.openapi.check_devnet_response` are
+tolerated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -36,20 +30,7 @@ from tests.devnet.flows import (
     run_script,
     subscribe,
 )
-from tests.support.openapi import known_operation, validate_response
-
-
-def _without_known_deviation(path: str, body: Any) -> Any:
-    def fix(note: Any) -> Any:
-        if isinstance(note, dict) and isinstance(note.get("usageCounterVector"), list):
-            note = dict(note)
-            note["usageCounterVector"] = dict(enumerate(note["usageCounterVector"]))
-        return note
-
-    if "/debitNotes" in path:
-        body = copy.deepcopy(body)
-        return [fix(item) for item in body] if isinstance(body, list) else fix(body)
-    return body
+from tests.support.openapi import check_devnet_response, known_operation
 
 
 def check_all(recorded: list[tuple[str, str, int, Any]]) -> set[str]:
@@ -67,12 +48,9 @@ def check_all(recorded: list[tuple[str, str, int, Any]]) -> set[str]:
             continue
         seen.add(f"{method} {path.split('/')[1]}")
         try:
-            validate_response(method, path, status, _without_known_deviation(path, body))
+            check_devnet_response(method, path, status, body)
         except AssertionError as exc:
-            undocumented = f"status {status} is not documented" in str(exc)
-            is_message = isinstance(body, dict) and isinstance(body.get("message"), str)
-            if not (undocumented and status in (400, 401) and is_message):
-                problems.append(str(exc))
+            problems.append(str(exc))
     assert not problems, "\n\n".join(problems[:10])
     return seen
 

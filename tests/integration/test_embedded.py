@@ -34,6 +34,9 @@ def test_two_processes_asking_at_once_start_it_once() -> None:
         assert sorted(starts) == [0, 1], outputs
         status = run_cli("db", "status", env=env)
         assert "running (pid" in status.stdout
+        # Without --listen: the unix socket only, no password, nothing for other hosts.
+        assert "listening on" not in status.stdout and "other hosts" not in status.stdout
+        assert not (home / "pg-password").exists()
         dsn = status.stdout.split("DSN: ", 1)[1].strip()
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT to_regclass('tasks.task')").fetchone()[0] is not None

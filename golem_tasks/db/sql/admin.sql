@@ -7,6 +7,11 @@ SELECT 1 FROM pg_database WHERE datname = %(name)s;
 -- The name is an identifier composed with psycopg.sql.Identifier, never formatted text.
 CREATE DATABASE {name};
 
+-- name: set_role_password
+-- The role is composed with psycopg.sql.Identifier and the password (a scram verifier,
+-- never the password itself) with psycopg.sql.Literal: ALTER ROLE takes no parameters.
+ALTER ROLE {role} PASSWORD {password};
+
 -- name: install_lock
 -- One install at a time per database; released at the end of the transaction.
 SELECT pg_advisory_xact_lock(hashtext('golem-tasks install'));

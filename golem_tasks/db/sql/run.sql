@@ -10,9 +10,9 @@ SELECT 1 AS ok;
 
 -- name: create_run
 INSERT INTO tasks.run (id, app, workers, budget_per_hour, max_price, subnet, payment_platform,
-                       settings, queue)
+                       settings, queue, requestor_id)
 VALUES (%(id)s, %(app)s, %(workers)s, %(budget_per_hour)s, %(max_price)s, %(subnet)s,
-        %(payment_platform)s, %(settings)s, %(queue)s)
+        %(payment_platform)s, %(settings)s, %(queue)s, %(requestor_id)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 
@@ -28,8 +28,13 @@ UPDATE tasks.run
 SET status = 'running', stop_reason = NULL, finished_at = NULL, app = %(app)s,
     workers = %(workers)s, budget_per_hour = %(budget_per_hour)s, max_price = %(max_price)s,
     subnet = %(subnet)s, payment_platform = %(payment_platform)s, settings = %(settings)s,
-    queue = %(queue)s, updated_at = now()
+    queue = %(queue)s, requestor_id = %(requestor_id)s, updated_at = now()
 WHERE id = %(id)s;
+
+-- name: foreign_runs
+-- Running runs of another requestor: a worker of this one says once why it leaves them.
+SELECT id, requestor_id FROM tasks.run
+WHERE status = 'running' AND requestor_id IS NOT NULL AND requestor_id <> %(mine)s;
 
 -- name: supervisor_seen
 UPDATE tasks.run SET supervisor = %(supervisor)s, supervisor_seen_at = now() WHERE id = %(run_id)s;

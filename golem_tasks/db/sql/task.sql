@@ -39,7 +39,7 @@ SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status 
 -- with the result's batches, and may ask for the activity's next task (claim_next). Next
 -- tasks are the first pending ones in feed order; concurrent claimers skip each other's
 -- rows. The claim that reaches the feeder's wake-up position clears it and wakes the
--- feeder (see 0005_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
+-- feeder (see 0006_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
 -- each task claimed (by activity_id).
 WITH input AS (
     SELECT *

@@ -1,0 +1,183 @@
+"""A run spread over hosts: host A serves the embedded PostgreSQL (``db start --listen``)
+and the devnet on its LAN address; other hosts reach both over the LAN only."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import cli_env
+from tests.integration.pipeline_support import rows, value
+from tests.support.audit import DECIDED
+from tests.support.netns import Host, HostProcess, Lan, devnet_documents
+
+DEVNET_PORT = 7465
+
+
+def exports(text: str) -> dict[str, str]:
+    """``export NAME=VALUE`` lines of a command's output."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, _, raw = line.removeprefix("export ").partition("=")
+            found[name] = shlex.split(raw)[0] if raw else ""
+    return found
+
+
+async def start_devnet(
+    host: Host, bind: str, *, providers: int, seed: int, log: str = "devnet.log"
+) -> tuple[HostProcess, dict[str, str]]:
+    """A devnet in ``host`` bound on ``bind``; the environment its clients need."""
+    key = secrets.token_hex(16)
+    proc = await host.start(
+        "devnet",
+        "--host",
+        bind,
+        "--port",
+        str(DEVNET_PORT),
+        "--providers",
+        str(providers),
+        "--seed",
+        str(seed),
+        env=cli_env(GOLEM_TASKS_DEVNET_APPKEY=key),
+        log=log,
+    )
+    await proc.wait_for_line("(Ctrl+C to stop)", 60)
+    return proc, exports(proc.output(10_000))
+
+
+@dataclass
+class Cluster:
+    lan: Lan
+    a: Host
+    #: Over the LAN, with the password: what every host but A is given.
+    remote_dsn: str
+    #: A's unix socket: how the test itself reads the database.
+    local_dsn: str
+    #: The environment of every golem-tasks process on the LAN (yagna = A's devnet).
+    env: dict[str, str]
+
+    def host_env(self, **extra: str) -> dict[str, str]:
+        return {**self.env, **extra}
+
+    async def by_host(self, sql: str, run_id: str) -> dict[str, int]:
+        """Rows of ``sql`` (selecting ``worker``) per host name."""
+        counts: dict[str, int] = {}
+        for row in await rows(self.local_dsn, sql, run_id):
+            host = str(row["worker"]).split(":", 1)[0]
+            counts[host] = counts.get(host, 0) + 1
+        return counts
+
+    async def undecided(self, run_id: str) -> list[str]:
+        """The documents part of ``tests.support.audit`` over the LAN (the rest of that audit
+        reads the devnet's memory, which lives in host A's process): every debit note and
+        invoice of the run decided on the devnet, and in the ledger as on the devnet."""
+        ledger = {
+            row["id"]: row["status"]
+            for row in await rows(
+                self.local_dsn,
+                "SELECT id, status FROM tasks.debit_note WHERE run_id = %s UNION ALL "
+                "SELECT id, status FROM tasks.invoice WHERE run_id = %s",
+                run_id,
+                run_id,
+            )
+        }
+        agreements = {
+            row["id"]
+            for row in await rows(
+                self.local_dsn, "SELECT id FROM tasks.agreement WHERE run_id = %s", run_id
+            )
+        }
+        documents = devnet_documents(self.a, self.env["YAGNA_API_URL"], self.env["YAGNA_APPKEY"])
+        problems = []
+        mine = [doc for doc in documents if doc["agreementId"] in agreements]
+        assert any(doc["kind"] == "invoices" for doc in mine), f"no invoice of {run_id}"
+        for doc in mine:
+            stored = ledger.get(doc["id"])
+            if doc["status"] == "RECEIVED" or DECIDED.get(doc["status"]) != stored:
+                problems.append(f"{doc['kind']}/{doc['id']}: {doc['status']}, ledger {stored}")
+        return problems
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    workdir: Path, names: list[str], *, providers: int, seed: int
+) -> AsyncIterator[Cluster]:
+    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet.
+
+    The hosts' homes live in a folder of their own rather than under pytest's ``tmp_path``
+    (``workdir`` is unused): pytest prunes old base folders of every session of this user,
+    and on a shared machine another session's start removed a running test's database.
+    It is removed when the test passes and kept (its path in the failure) when it fails.
+    """
+    del workdir
+    home = Path(tempfile.mkdtemp(prefix="gt-lan-"))
+    passed = False
+    with Lan(home) as lan:
+        a = lan.add("A")
+        for name in names:
+            lan.add(name)
+        base = cli_env()
+        try:
+            started = a.run("db", "start", "--listen", f"{a.address}:5432", env=base)
+            remote = exports(started)["GOLEM_TASKS_DSN"]
+            status = a.run("db", "status", env=base)
+            local = status.split("DSN: ", 1)[1].splitlines()[0].strip()
+            _devnet, yagna = await start_devnet(a, a.address, providers=providers, seed=seed)
+            env = cli_env(**yagna, GOLEM_TASKS_DSN=remote)
+            a.run("install", env=env)
+            try:
+                yield Cluster(lan, a, remote, local, env)
+            except BaseException:
+                print(f"hosts' homes and logs kept in {home}", file=sys.stderr)
+                raise
+            else:
+                passed = True
+        finally:
+            for host in lan.hosts.values():
+                for proc in host.procs:
+                    await proc.stop(timeout=20)
+            with contextlib.suppress(Exception):
+                a.run("db", "stop", env=base)
+    if passed:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def assert_done_once(dsn: str, run_id: str, tasks: int) -> None:
+    """Every task done with its own result, once; the run finished and closed."""
+    done = await rows(
+        dsn,
+        "SELECT key, status, result FROM tasks.task WHERE run_id = %s ORDER BY position",
+        run_id,
+    )
+    assert [(t["key"], t["status"], t["result"]) for t in done] == [
+        (str(n), "done", n * 7) for n in range(tasks)
+    ]
+    assert await value(dsn, "SELECT status FROM tasks.run WHERE id = %s", run_id) == "finished"
+    live = await value(
+        dsn,
+        "SELECT count(*) FROM tasks.agreement WHERE run_id = %s "
+        "AND status IN ('pending', 'approved')",
+        run_id,
+    )
+    assert live == 0
+
+
+async def spent(dsn: str, run_id: str) -> Any:
+    """What the run accepted (debit note increments and invoice remainders)."""
+    return await value(
+        dsn,
+        "SELECT coalesce((SELECT sum(increment) FROM tasks.debit_note WHERE run_id = %s "
+        "AND status = 'accepted'), 0) + coalesce((SELECT sum(increment) FROM tasks.invoice "
+        "WHERE run_id = %s AND status = 'accepted'), 0) AS spent",
+        run_id,
+        run_id,
+    )
