@@ -46,9 +46,14 @@ async def requestor_id(yagna: YagnaSettings) -> str:
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise IdentityUnknown(f"cannot ask yagna at {yagna.api_url} who it is: {text}") from None
-    node_id = body.get("identity") if isinstance(body, dict) else None
+    return node_id_of(body, yagna.api_url)
+
+
+def node_id_of(me: object, api_url: str) -> str:
+    """The node id in a ``GET /me`` answer; :class:`IdentityUnknown` when it has none."""
+    node_id = me.get("identity") if isinstance(me, dict) else None
     if not isinstance(node_id, str) or not _NODE_ID.match(node_id):
-        raise IdentityUnknown(f"yagna at {yagna.api_url} answered GET /me without a node id")
+        raise IdentityUnknown(f"yagna at {api_url} answered GET /me without a node id")
     return node_id
 
 

@@ -33,7 +33,7 @@ from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool, require_schema
 from golem_tasks.errors import UserError
-from golem_tasks.identity import mismatch, requestor_id
+from golem_tasks.identity import mismatch, node_id_of
 from golem_tasks.retry import is_transient, retrying
 from golem_tasks.runid import check_run_id, new_run_id
 from golem_tasks.runlog import record_error
@@ -162,8 +162,8 @@ class Supervisor:
         app = self.app or load_app(
             self.options.app, require_execute_task=not self.options.local_only
         )
-        await check_yagna(self.yagna)  # before anything is written
-        self.requestor_id = await requestor_id(self.yagna)
+        me = await check_yagna(self.yagna)  # before anything is written
+        self.requestor_id = node_id_of(me, self.yagna.api_url)
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
             async with self.pool.connection() as conn:
