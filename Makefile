@@ -41,8 +41,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Rewrites BENCHMARKS.md with the figures of this run.
 bench: install
-	$(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
+	GOLEM_TASKS_BENCH_REPORT=BENCHMARKS.md $(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos
