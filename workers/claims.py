@@ -3,7 +3,11 @@ to the database together, one statement per run for whatever is waiting, so that
 database path costs a round trip per batch rather than per task as load grows.
 
 A driver that is alone waits exactly one round trip, as before; under load, requests
-queue while a statement is in flight and go in the next one.
+queue while a statement is in flight and go in the next one. A statement PostgreSQL
+refuses (a result it cannot store) is run again one request at a time, so that the refusal
+reaches only the driver whose request caused it; a database that is away fails every
+request of the batch alike (each driver waits it out, and a failed statement changed
+nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import taskstore
+from golem_tasks.retry import is_transient
 from golem_tasks.taskstore import Claim, ClaimRequest
 
 logger = logging.getLogger(__name__)
@@ -60,16 +65,29 @@ class ClaimBatcher:
                 try:
                     answers = await self._claim_many(run_id, [request for request, _ in items])
                 except Exception as exc:
+                    if len(items) > 1 and not is_transient(exc):
+                        logger.info("claim statement refused (%s); one request at a time", exc)
+                        for item in items:
+                            await self._alone(run_id, *item)
+                        continue
                     for _, future in items:
-                        if not future.done():
-                            future.set_exception(exc)
+                        _answer(future, error=exc)
                     continue
                 for (_, future), answer in zip(items, answers, strict=True):
-                    if not future.done():
-                        future.set_result(answer)
+                    _answer(future, answer)
         finally:
             self._free += 1
             self._dispatch()
+
+    async def _alone(
+        self, run_id: str, request: ClaimRequest, future: asyncio.Future[Answer]
+    ) -> None:
+        try:
+            [answer] = await self._claim_many(run_id, [request])
+        except Exception as exc:
+            _answer(future, error=exc)
+        else:
+            _answer(future, answer)
 
     async def _claim_many(self, run_id: str, requests: list[ClaimRequest]) -> list[Answer]:
         """A deadlock (with another process's multi-row update) rolled the statement back
@@ -84,3 +102,16 @@ class ClaimBatcher:
                     raise
                 logger.info("claim statement deadlocked (attempt %d); running it again", attempt)
         raise AssertionError("unreachable")
+
+
+def _answer(
+    future: asyncio.Future[Answer], answer: Answer | None = None, error: Exception | None = None
+) -> None:
+    """Hand a driver its answer, unless it stopped waiting for it."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert answer is not None
+        future.set_result(answer)
