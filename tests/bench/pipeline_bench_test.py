@@ -26,6 +26,10 @@ async def timed_run(dsn: str, tmp_path: Path, *, tasks: int, workers: int) -> fl
             str(workers),
             "--run-id",
             "bench",
+            # The prospective budget holds back what every activity may charge before its
+            # first debit note: 40 activities need more than the default 1/h.
+            "--budget",
+            "100/h",
             env=env,
             log=tmp_path / "run.log",
         )

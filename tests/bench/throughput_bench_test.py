@@ -113,6 +113,7 @@ async def _supervised_run(
         f"--workers={workers}",
         f"--run-id={run_id}",
         "--feed-window=1000",
+        f"--budget={harness.BUDGET}",
         env=env,
         log=log,
     )
@@ -224,6 +225,7 @@ async def test_a_million_tasks(
             f"--workers={activities}",
             "--run-id=million",
             "--feed-window=2000",
+            f"--budget={harness.BUDGET}",
             env=env,
             log=log,
         )
