@@ -72,12 +72,16 @@ class Listener:
             signal.fire()
 
     async def _listen(self) -> None:
+        lost = False  # said once per outage, not once per reconnection attempt
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
                 async with conn:
                     await conn.execute(getattr(queries, self.query))
                     self.listening.set()
+                    if lost:
+                        logger.warning("%s: listening again", self.query)
+                        lost = False
                     # Whatever happened while nobody listened: let every waiter look again.
                     self._fire_all()
                     async for notify in conn.notifies():
@@ -87,6 +91,12 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("%s: connection lost (%s); waiters poll meanwhile", self.query, exc)
+                if not lost:
+                    logger.warning(
+                        "%s: connection lost (%s); waiters poll meanwhile", self.query, exc
+                    )
+                else:
+                    logger.debug("%s: still no connection (%s)", self.query, exc)
+                lost = True
             self.listening.clear()
             await asyncio.sleep(RECONNECT_S)

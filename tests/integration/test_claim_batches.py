@@ -5,6 +5,7 @@ attempt (the drivers wait it out and their requests go through once it is back).
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -157,9 +158,10 @@ async def _until_listeners(dsn: str, count: int) -> None:
 
 
 async def test_a_listener_listens_again_after_a_restart_and_leaks_no_connection(
-    own_server: tuple[EmbeddedPostgres, str],
+    own_server: tuple[EmbeddedPostgres, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, dsn = own_server
+    caplog.set_level(logging.INFO, logger="golem_tasks.db.listen")
     await make_run(dsn, activities=1)
     async with Listener(dsn, "listen_pending") as listener:
         pending = listener.signal("r1")
@@ -177,3 +179,7 @@ async def test_a_listener_listens_again_after_a_restart_and_leaks_no_connection(
             await asyncio.wait_for(pending.wait(seen), 10)  # heard after the restart
             assert await _listeners(dsn) == 1  # one connection, not one per restart
     await _until_listeners(dsn, 0)
+    said = [r.getMessage() for r in caplog.records if r.name == "golem_tasks.db.listen"]
+    # One line when the connection goes and one when it is back, however long the outage.
+    assert sum("connection lost" in m for m in said) == 2, said
+    assert sum("listening again" in m for m in said) == 2, said
