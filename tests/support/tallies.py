@@ -1,7 +1,7 @@
 """The run's tallies (migration 0009) against a direct count of the rows they summarise.
 
-Every kind of tally row is recomputed from tasks.task, tasks.batch, tasks.debit_note and
-tasks.invoice in one snapshot; any difference is a problem the views would show.
+Every kind of tally row is recomputed from tasks.task, tasks.debit_note and tasks.invoice
+in one snapshot; any difference is a problem the views would show.
 """
 
 from __future__ import annotations
@@ -19,20 +19,18 @@ WHERE run_id = %(run_id)s GROUP BY kind, key, status, at
 HAVING sum(n) <> 0 OR sum(amount) <> 0
 """
 COUNTED = """
-SELECT 'task' AS kind, coalesce(activity_id, '') AS key, status, '-infinity' AS at,
-       count(*) AS n,
-       coalesce(sum(extract(epoch FROM finished_at - claimed_at))
-                FILTER (WHERE status = 'done'), 0) AS amount
-FROM tasks.task WHERE run_id = %(run_id)s GROUP BY 2, 3
+SELECT 'tasks' AS kind, '' AS key, '' AS status, '-infinity' AS at, count(*) AS n, 0 AS amount
+FROM tasks.task WHERE run_id = %(run_id)s HAVING count(*) > 0
 UNION ALL
 SELECT 'follow_up', '', '', '-infinity', count(*), 0 FROM tasks.task
 WHERE run_id = %(run_id)s AND parent_id IS NOT NULL HAVING count(*) > 0
 UNION ALL
+SELECT 'done', coalesce(activity_id, ''), '', '-infinity', count(*),
+       coalesce(sum(extract(epoch FROM finished_at - claimed_at)), 0)
+FROM tasks.task WHERE run_id = %(run_id)s AND status = 'done' GROUP BY 2
+UNION ALL
 SELECT 'done_at', '', '', date_trunc('second', finished_at)::text, count(*), 0 FROM tasks.task
 WHERE run_id = %(run_id)s AND status = 'done' GROUP BY date_trunc('second', finished_at)
-UNION ALL
-SELECT 'batch', '', '', '-infinity', count(*), 0 FROM tasks.batch
-WHERE run_id = %(run_id)s HAVING count(*) > 0
 UNION ALL
 SELECT 'document', agreement_id, 'debit_note:' || status, '-infinity', count(*), sum(increment)
 FROM tasks.debit_note WHERE run_id = %(run_id)s GROUP BY 2, 3

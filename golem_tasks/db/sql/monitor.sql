@@ -2,15 +2,17 @@
 -- /metrics and `report`.
 
 -- name: list_runs
--- The most recent runs with their task counts (from the tallies of migration 0009).
+-- The most recent runs with their task counts: stored and done from the tallies of
+-- migration 0009, failed (few) from the index.
 SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
        r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT coalesce(sum(t.n), 0) AS tasks,
-           coalesce(sum(t.n) FILTER (WHERE t.status = 'done'), 0) AS done,
-           coalesce(sum(t.n) FILTER (WHERE t.status = 'failed'), 0) AS failed
-    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind = 'task') AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS tasks,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           (SELECT count(*) FROM tasks.task f WHERE f.run_id = r.id AND f.status = 'failed')
+               AS failed
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 ORDER BY r.created_at DESC LIMIT %(limit)s;
 
 -- name: list_run
@@ -19,10 +21,11 @@ SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.work
        r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT coalesce(sum(t.n), 0) AS tasks,
-           coalesce(sum(t.n) FILTER (WHERE t.status = 'done'), 0) AS done,
-           coalesce(sum(t.n) FILTER (WHERE t.status = 'failed'), 0) AS failed
-    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind = 'task') AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS tasks,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           (SELECT count(*) FROM tasks.task f WHERE f.run_id = r.id AND f.status = 'failed')
+               AS failed
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 WHERE r.id = %(run_id)s;
 
 -- name: run_spend
@@ -59,8 +62,7 @@ SELECT (SELECT count(*) FROM tasks.proposal WHERE run_id = %(run_id)s
         WHERE run_id = %(run_id)s AND status = 'approved') AS live_agreements,
        act.activities, act.working_activities, act.new_activities, act.deploying_activities,
        act.stopped_activities, act.failed_activities,
-       (SELECT coalesce(sum(n), 0) FROM tasks.tally_now
-        WHERE run_id = %(run_id)s AND kind = 'batch') AS batches,
+       (SELECT count(*) FROM tasks.batch WHERE run_id = %(run_id)s) AS batches,
        (SELECT count(*) FROM tasks.error WHERE run_id = %(run_id)s) AS errors,
        rh.results_cnt AS reported_results, rh.at AS reported_results_at
 FROM (SELECT count(*) AS activities,
@@ -75,14 +77,15 @@ LEFT JOIN LATERAL (SELECT results_cnt, at FROM tasks.results_history
 
 -- name: run_activities
 -- One row per activity: who provides it, what it did and what it cost.
+WITH running AS (
+    SELECT activity_id, count(*) AS n FROM tasks.task
+    WHERE run_id = %(run_id)s AND status = 'claimed' GROUP BY activity_id
+)
 SELECT act.id, act.status, act.stop_reason, act.stop_request, act.created_at, act.stopped_at,
        ag.provider_name, ag.provider_id,
        (SELECT coalesce(sum(n), 0) FROM tasks.tally_now t
-        WHERE t.run_id = act.run_id AND t.kind = 'task' AND t.key = act.id
-          AND t.status = 'done') AS done,
-       (SELECT coalesce(sum(n), 0) FROM tasks.tally_now t
-        WHERE t.run_id = act.run_id AND t.kind = 'task' AND t.key = act.id
-          AND t.status = 'claimed') AS running,
+        WHERE t.run_id = act.run_id AND t.kind = 'done' AND t.key = act.id) AS done,
+       coalesce((SELECT r.n FROM running r WHERE r.activity_id = act.id), 0) AS running,
        greatest(
            (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note dn
             WHERE dn.activity_id = act.id AND dn.status = 'accepted'),
@@ -104,17 +107,22 @@ WHERE run_id = %(run_id)s ORDER BY at DESC LIMIT %(limit)s;
 -- name: task_timings
 -- The mean time from claim to result of the done tasks.
 SELECT sum(amount) / nullif(sum(n), 0) AS avg_task_s
-FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'task' AND status = 'done';
+FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'done';
 
 -- name: run_task_counts
--- The run's tasks by status, from its tallies (the numbers of taskstore's task_counts).
-SELECT coalesce(sum(n) FILTER (WHERE kind = 'task' AND status = 'pending'), 0) AS pending,
-       coalesce(sum(n) FILTER (WHERE kind = 'task' AND status = 'claimed'), 0) AS claimed,
-       coalesce(sum(n) FILTER (WHERE kind = 'task' AND status = 'done'), 0) AS done,
-       coalesce(sum(n) FILTER (WHERE kind = 'task' AND status = 'failed'), 0) AS failed,
-       coalesce(sum(n) FILTER (WHERE kind = 'task'), 0) AS total,
+-- The numbers of taskstore's task_counts without reading every task: stored, done and
+-- follow-ups from the run's tallies; pending, claimed and failed (few: the feed window,
+-- a claim per activity, the failures) from their indexes.
+SELECT (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending')
+           AS pending,
+       (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'claimed')
+           AS claimed,
+       coalesce(sum(n) FILTER (WHERE kind = 'done'), 0) AS done,
+       (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'failed')
+           AS failed,
+       coalesce(sum(n) FILTER (WHERE kind = 'tasks'), 0) AS total,
        coalesce(sum(n) FILTER (WHERE kind = 'follow_up'), 0) AS follow_ups
-FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind IN ('task', 'follow_up');
+FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind IN ('tasks', 'done', 'follow_up');
 
 -- name: task_results
 -- Every task of a run, in feed order, with the activity (and provider) that ran it.
@@ -131,12 +139,14 @@ ORDER BY t.position;
 -- the accepted increments of its debit notes and invoices, so the rows add up to the run's
 -- accepted spend; failures are failed task attempts on its activities.
 WITH per_activity AS (
-    SELECT key AS activity_id,
-           sum(n) FILTER (WHERE status = 'done') AS done,
-           sum(n) FILTER (WHERE status = 'failed') AS failed,
-           sum(amount) FILTER (WHERE status = 'done') AS task_s
-    FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'task' AND key <> ''
-    GROUP BY key
+    SELECT activity_id, sum(done) AS done, sum(failed) AS failed, sum(task_s) AS task_s
+    FROM (SELECT key AS activity_id, n AS done, 0 AS failed, amount AS task_s
+          FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'done' AND key <> ''
+          UNION ALL
+          SELECT activity_id, 0, 1, 0 FROM tasks.task
+          WHERE run_id = %(run_id)s AND status = 'failed' AND activity_id IS NOT NULL)
+         AS counted
+    GROUP BY activity_id
 ), attempt_errors AS (
     SELECT activity_id, count(*) AS failures FROM tasks.error
     WHERE run_id = %(run_id)s AND kind = 'task' AND activity_id IS NOT NULL
@@ -244,9 +254,13 @@ UNION
 SELECT id, app, status, budget_per_hour, workers FROM tasks.run WHERE id = ANY(%(ids)s::text[]);
 
 -- name: metrics_tasks
-SELECT run_id, status, sum(n) AS n FROM tasks.tally_now
-WHERE run_id = ANY(%(ids)s::text[]) AND kind = 'task' GROUP BY run_id, status
-HAVING sum(n) > 0;
+-- Done from the tallies, the other statuses (few) from the index.
+SELECT run_id, 'done' AS status, sum(n) AS n FROM tasks.tally_now
+WHERE run_id = ANY(%(ids)s::text[]) AND kind = 'done' GROUP BY run_id HAVING sum(n) > 0
+UNION ALL
+SELECT run_id, status, count(*) FROM tasks.task
+WHERE run_id = ANY(%(ids)s::text[]) AND status IN ('pending', 'claimed', 'failed')
+GROUP BY run_id, status;
 
 -- name: metrics_activities
 SELECT run_id, status, count(*) AS n FROM tasks.activity
@@ -283,8 +297,8 @@ SELECT r.id AS run_id, r.status,
        c.done, c.total
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT coalesce(sum(t.n) FILTER (WHERE t.status = 'done'), 0) AS done,
-           coalesce(sum(t.n), 0) AS total
-    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind = 'task') AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS total
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 WHERE r.status IN ('running', 'stopping')
 ORDER BY r.created_at;
