@@ -178,19 +178,24 @@ WITH per_activity AS (
     LEFT JOIN attempt_errors ae ON ae.activity_id = act.id
     WHERE ag.run_id = %(run_id)s AND ag.approved_at IS NOT NULL
     GROUP BY ag.id
+), per_provider AS (
+    SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
+           count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
+           sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
+           coalesce(sum(s.glm), 0) AS glm,
+           CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
+           max(pa.avoid_reason) AS avoid_reason
+    FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
+    GROUP BY pa.provider_id
+    ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
+    LIMIT %(limit)s
 )
-SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
-       count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
-       sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
-       coalesce(sum(s.glm), 0) AS glm,
-       CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
-       coalesce((SELECT st.stop_reasons FROM stops st WHERE st.provider_id = pa.provider_id),
-                '{}') AS stop_reasons,
-       max(pa.avoid_reason) AS avoid_reason
-FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
-GROUP BY pa.provider_id
-ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
-LIMIT %(limit)s;
+-- The stop reasons joined once to the providers shown (not looked up once per provider).
+SELECT p.provider_id, p.provider_name, p.agreements, p.activities, p.working, p.done,
+       p.failed, p.failures, p.glm, p.mean_task_s,
+       coalesce(st.stop_reasons, '{}') AS stop_reasons, p.avoid_reason
+FROM per_provider p LEFT JOIN stops st ON st.provider_id = p.provider_id
+ORDER BY p.done DESC, p.glm DESC, p.provider_id;
 
 -- name: run_timeline
 -- The run's history at %(points)s + 1 points evenly spread from its start to its end (or
