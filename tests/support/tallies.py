@@ -1,7 +1,7 @@
 """The run's tallies (migration 0009) against a direct count of the rows they summarise.
 
-Every kind of tally row is recomputed from tasks.task, tasks.debit_note and tasks.invoice
-in one snapshot; any difference is a problem the views would show.
+Every kind of tally row is recomputed from tasks.task, tasks.batch, tasks.debit_note and
+tasks.invoice in one snapshot; any difference is a problem the views would show.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ UNION ALL
 SELECT 'done', coalesce(activity_id, ''), '', '-infinity', count(*),
        coalesce(sum(extract(epoch FROM finished_at - claimed_at)), 0)
 FROM tasks.task WHERE run_id = %(run_id)s AND status = 'done' GROUP BY 2
+UNION ALL
+SELECT 'batch', '', '', '-infinity', count(*), 0 FROM tasks.batch
+WHERE run_id = %(run_id)s HAVING count(*) > 0
 UNION ALL
 SELECT 'done_at', '', '', date_trunc('second', finished_at)::text, count(*), 0 FROM tasks.task
 WHERE run_id = %(run_id)s AND status = 'done' GROUP BY date_trunc('second', finished_at)

@@ -2,10 +2,11 @@
 -- what they cost does not grow with the number of finished tasks and documents.
 --
 -- What only grows is tallied: tasks stored, results (done tasks, per activity and per
--- second), debit notes and invoices (per agreement and decision, accepted spend per second).
--- Pending, claimed and failed tasks are few (the feed window, one claim per activity, the
--- failures) and the views count them from their indexes: so claims, which are the hot path
--- of every worker, add nothing here; the trigger on task updates writes only for results.
+-- second), batches, debit notes and invoices (per agreement and decision, accepted spend
+-- per second). Pending, claimed and failed tasks are few (the feed window, one claim per
+-- activity, the failures) and the views count them from their indexes: so claims, the hot
+-- path of every worker, add nothing here; the trigger on task updates writes only for
+-- results.
 --
 -- Statement triggers append each statement's change to tasks.tally_delta: an insert never
 -- waits on another writer, so concurrent workers do not queue on a hot counter row. One
@@ -16,6 +17,7 @@
 -- Kinds of tally rows (key and status are '' and at is -infinity where they do not apply):
 --   tasks      n tasks stored
 --   follow_up  n follow-up tasks stored (parent_id set)
+--   batch      n batches stored
 --   done       key = the activity that ran the task ('' for none); n done tasks,
 --              amount = their seconds from claim to finish
 --   done_at    at = the second tasks finished as done; n tasks
@@ -245,6 +247,21 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Batches: one per result or failed attempt, so counted in one small row per statement
+-- (folded with the run's task deltas).
+CREATE FUNCTION tasks.tally_batches() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO tasks.tally_delta (run_id, kind, n)
+        SELECT run_id, 'batch', count(*) FROM new_rows GROUP BY run_id;
+    ELSE
+        INSERT INTO tasks.tally_delta (run_id, kind, n)
+        SELECT run_id, 'batch', -count(*) FROM old_rows GROUP BY run_id;
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Transition tables allow one event per trigger: three for each table.
 CREATE TRIGGER tally_inserted AFTER INSERT ON tasks.task
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks.tally_tasks();
@@ -267,6 +284,10 @@ CREATE TRIGGER tally_updated AFTER UPDATE ON tasks.invoice
     FOR EACH STATEMENT EXECUTE FUNCTION tasks.tally_documents();
 CREATE TRIGGER tally_deleted AFTER DELETE ON tasks.invoice
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks.tally_documents();
+CREATE TRIGGER tally_inserted AFTER INSERT ON tasks.batch
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks.tally_batches();
+CREATE TRIGGER tally_deleted AFTER DELETE ON tasks.batch
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks.tally_batches();
 
 -- The runs already stored (the triggers above hold writers off until this commits).
 INSERT INTO tasks.tally (run_id, kind, n)
@@ -274,6 +295,8 @@ SELECT run_id, 'tasks', count(*) FROM tasks.task GROUP BY run_id;
 INSERT INTO tasks.tally (run_id, kind, n)
 SELECT run_id, 'follow_up', count(*) FROM tasks.task WHERE parent_id IS NOT NULL
 GROUP BY run_id;
+INSERT INTO tasks.tally (run_id, kind, n)
+SELECT run_id, 'batch', count(*) FROM tasks.batch GROUP BY run_id;
 INSERT INTO tasks.tally (run_id, kind, key, n, amount)
 SELECT run_id, 'done', coalesce(activity_id, ''), count(*),
        coalesce(sum(extract(epoch FROM finished_at - claimed_at)), 0)

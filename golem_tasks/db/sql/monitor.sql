@@ -62,7 +62,8 @@ SELECT (SELECT count(*) FROM tasks.proposal WHERE run_id = %(run_id)s
         WHERE run_id = %(run_id)s AND status = 'approved') AS live_agreements,
        act.activities, act.working_activities, act.new_activities, act.deploying_activities,
        act.stopped_activities, act.failed_activities,
-       (SELECT count(*) FROM tasks.batch WHERE run_id = %(run_id)s) AS batches,
+       (SELECT coalesce(sum(n), 0) FROM tasks.tally_now
+        WHERE run_id = %(run_id)s AND kind = 'batch') AS batches,
        (SELECT count(*) FROM tasks.error WHERE run_id = %(run_id)s) AS errors,
        rh.results_cnt AS reported_results, rh.at AS reported_results_at
 FROM (SELECT count(*) AS activities,
