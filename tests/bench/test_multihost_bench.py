@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.report import Report
 from tests.integration.pipeline_support import APP, rows
 from tests.support.cluster import assert_done_once, cluster
 from tests.support.netns import unavailable
@@ -26,7 +27,7 @@ TASKS = 200
 
 @pytest.mark.parametrize(("hosts", "per_host"), [(1, 6), (2, 3), (2, 6)])
 async def test_throughput_one_vs_two_worker_hosts(
-    tmp_path: Path, hosts: int, per_host: int
+    tmp_path: Path, hosts: int, per_host: int, bench_report: Report
 ) -> None:
     names = ["B", "C"][:hosts]
     activities = hosts * per_host
@@ -60,4 +61,9 @@ async def test_throughput_one_vs_two_worker_hosts(
         print(  # the figures for the notes
             f"\n{hosts} worker host(s), {activities} activities: {TASKS} tasks in "
             f"{seconds:.1f}s = {TASKS / seconds:.1f} tasks/s"
+        )
+        bench_report.add(
+            f"Worker hosts (network namespaces, {TASKS} tasks of 0.2 s, first start to last end)",
+            f"{hosts} host(s) × {per_host} activities: tasks/s",
+            f"{TASKS / seconds:.1f} ({seconds:.1f} s)",
         )
