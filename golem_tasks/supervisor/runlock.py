@@ -34,10 +34,20 @@ class SupervisorLost(UserError):
 
 
 class RunLock:
-    def __init__(self, dsn: str, run_id: str, *, patience_s: float = DB_PATIENCE_S) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        run_id: str,
+        *,
+        patience_s: float = DB_PATIENCE_S,
+        holder: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.run_id = run_id
         self.patience_s = patience_s
+        #: The supervisor's name in ``tasks.supervisor_term``: taking the lock back, it must
+        #: still be the run's last holder.
+        self.holder = holder
         self._conn: psycopg.AsyncConnection | None = None
 
     @property
@@ -77,7 +87,12 @@ class RunLock:
         while True:
             try:
                 taken = await self.try_take()
+                if taken:
+                    await self._still_the_holder()
+            except SupervisorLost:
+                raise
             except (UserError, psycopg.Error) as exc:  # cannot connect (yet)
+                await self._drop()
                 last = str(exc)
             else:
                 if taken:
@@ -94,6 +109,20 @@ class RunLock:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _still_the_holder(self) -> None:
+        """The lock is free again once another supervisor that took it meanwhile has let
+        it go (it finished the run, or stopped): then the run is not ours any more."""
+        if self.holder is None or self._conn is None:
+            return
+        row = await access.one(self._conn, "run_holder", run_id=self.run_id)
+        if row is not None and row["supervisor"] != self.holder:
+            await self._drop()
+            raise SupervisorLost(
+                f"run {self.run_id}: another supervisor took the run ({row['supervisor']}) "
+                "while this one was cut off from the database; this one stops without "
+                "touching it"
+            )
 
     async def release(self) -> None:
         await self._drop()

@@ -168,7 +168,7 @@ class Supervisor:
         try:
             async with self.pool.connection() as conn:
                 await require_schema(conn, self.dsn)
-            self.lock = RunLock(self.dsn, self.run_id)
+            self.lock = RunLock(self.dsn, self.run_id, holder=self.name)
             try:
                 ended = await self._take_run_lock()
                 if ended is not None:
@@ -295,6 +295,8 @@ class Supervisor:
                 logger.info("resuming run %s", self.run_id)
             else:
                 logger.info("new run %s", self.run_id)
+            # This supervisor holds the run from now: a term of its own in the record.
+            await access.execute(conn, "supervisor_took", run_id=self.run_id, supervisor=self.name)
             self.run_row = await access.one(conn, "get_run", run_id=self.run_id)
 
     async def _supervise(self, app: App) -> RunOutcome:
@@ -401,9 +403,15 @@ class Supervisor:
         await self.lock.regain()
         self._lock_lost.clear()
         self._grace_until = asyncio.get_running_loop().time() + AFTER_OUTAGE_GRACE_S
+        await _best_effort("record the run's new term", self._took_run())
         self._start_duties()
         # Documents whose handling the pause cut short are still received on yagna.
         await _best_effort("reconcile payments", self._payments.reconcile())
+
+    async def _took_run(self) -> None:
+        """Record that this supervisor holds the run from now (``tasks.supervisor_term``)."""
+        async with self.pool.connection() as conn:
+            await access.execute(conn, "supervisor_took", run_id=self.run_id, supervisor=self.name)
 
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         watchdog = asyncio.create_task(self._watch_lock(), name="run-lock-watchdog")
