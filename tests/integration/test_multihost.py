@@ -94,7 +94,7 @@ async def test_two_worker_hosts_a_standby_and_a_stranger(
 
 async def test_worker_host_link_down_20s_smoke(tmp_path: Path) -> None:
     # The lease is shorter than the cut: B's claims go back to the queue while it is away.
-    size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 1}, lease_s=8)
+    size = Size(tasks=40, sleep=1.0, providers=5, concurrency={"B": 2, "C": 1}, lease_s=8)
     figures = await worker_host_link_down(tmp_path, size, cut_s=20)
     print(f"\n{figures}")
 

@@ -34,7 +34,13 @@ def exports(text: str) -> dict[str, str]:
 
 
 async def start_devnet(
-    host: Host, bind: str, *, providers: int, seed: int, log: str = "devnet.log"
+    host: Host,
+    bind: str,
+    *,
+    providers: int,
+    seed: int,
+    log: str = "devnet.log",
+    time_scale: float = 1.0,
 ) -> tuple[HostProcess, dict[str, str]]:
     """A devnet in ``host`` bound on ``bind``; the environment its clients need."""
     key = secrets.token_hex(16)
@@ -48,6 +54,8 @@ async def start_devnet(
         str(providers),
         "--seed",
         str(seed),
+        "--time-scale",
+        str(time_scale),
         env=cli_env(GOLEM_TASKS_DEVNET_APPKEY=key),
         log=log,
     )
@@ -152,9 +160,10 @@ class LanAudit:
 
 @contextlib.asynccontextmanager
 async def cluster(
-    workdir: Path, names: list[str], *, providers: int, seed: int
+    workdir: Path, names: list[str], *, providers: int, seed: int, time_scale: float = 1.0
 ) -> AsyncIterator[Cluster]:
-    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet.
+    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet
+    (its simulated time ``time_scale`` times as fast: debit notes come sooner).
 
     The hosts' homes live in a folder of their own rather than under pytest's ``tmp_path``
     (``workdir`` is unused): pytest prunes old base folders of every session of this user,
@@ -174,7 +183,9 @@ async def cluster(
             remote = exports(started)["GOLEM_TASKS_DSN"]
             status = a.run("db", "status", env=base)
             local = status.split("DSN: ", 1)[1].splitlines()[0].strip()
-            _devnet, yagna = await start_devnet(a, a.address, providers=providers, seed=seed)
+            _devnet, yagna = await start_devnet(
+                a, a.address, providers=providers, seed=seed, time_scale=time_scale
+            )
             env = cli_env(**yagna, GOLEM_TASKS_DSN=remote)
             a.run("install", env=env)
             try:

@@ -36,6 +36,8 @@ class Size:
     concurrency: dict[str, int]
     #: The workers' claim lease (``worker --lease``).
     lease_s: float = 30.0
+    #: The devnet's simulated time against real time: at 10, a debit note every 12 s.
+    time_scale: float = 10.0
 
 
 async def supervise(host: Host, env: dict[str, str], run_id: str, *extra: str) -> HostProcess:
@@ -55,6 +57,7 @@ async def supervise(host: Host, env: dict[str, str], run_id: str, *extra: str) -
 
 
 async def start_workers(net: Cluster, env: dict[str, str], size: Size) -> dict[str, HostProcess]:
+    """The worker of every worker host; call :func:`listening` before relying on them."""
     workers = {}
     for name, concurrency in size.concurrency.items():
         workers[name] = await net.lan.hosts[name].start(
@@ -66,9 +69,12 @@ async def start_workers(net: Cluster, env: dict[str, str], size: Size) -> dict[s
             env=env,
             log="worker.log",
         )
+    return workers
+
+
+async def listening(workers: dict[str, HostProcess]) -> None:
     for proc in workers.values():
         await proc.wait_for_line("listening on", 60)
-    return workers
 
 
 async def done_count(dsn: str, run_id: str) -> int:
@@ -126,11 +132,18 @@ async def worker_host_link_down(tmp_path: Path, size: Size, *, cut_s: float = 20
     run, nothing is done twice, and no debit note is left undecided. Returns the figures
     for the notes."""
     run_id = "cut"
-    async with cluster(tmp_path, list(size.concurrency), providers=size.providers, seed=21) as net:
+    async with cluster(
+        tmp_path,
+        list(size.concurrency),
+        providers=size.providers,
+        seed=21,
+        time_scale=size.time_scale,
+    ) as net:
         b = net.lan.hosts["B"]
         env = net.host_env(MULTIPLY_TASKS=str(size.tasks), MULTIPLY_SLEEP=str(size.sleep))
         workers = await start_workers(net, env, size)
-        sup = await supervise(net.a, env, run_id)
+        sup = await supervise(net.a, env, run_id)  # while the workers start
+        await listening(workers)
         await wait_for(
             net.local_dsn,
             "SELECT count(*) FROM tasks.task t JOIN tasks.activity a ON a.id = t.activity_id "
@@ -202,12 +215,15 @@ async def standby_takes_over(tmp_path: Path, size: Size, *, cut_link: bool) -> t
     """
     run_id = "standby-cut" if cut_link else "standby-kill"
     names = ["S", *size.concurrency] if cut_link else list(size.concurrency)
-    async with cluster(tmp_path, names, providers=size.providers, seed=31) as net:
+    async with cluster(
+        tmp_path, names, providers=size.providers, seed=31, time_scale=size.time_scale
+    ) as net:
         b = net.lan.hosts["B"]
         first_host = net.lan.hosts["S"] if cut_link else net.a
         env = net.host_env(MULTIPLY_TASKS=str(size.tasks), MULTIPLY_SLEEP=str(size.sleep))
-        await start_workers(net, env, size)
-        first = await supervise(first_host, env, run_id)
+        workers = await start_workers(net, env, size)
+        first = await supervise(first_host, env, run_id)  # while the workers start
+        await listening(workers)
         await wait_for(net.local_dsn, "SELECT count(*) FROM tasks.run", lambda n: n == 1, 60)
         standby = await supervise(b, env, run_id, "--standby")
         await standby.wait_for_line("taking over when it stops", 60)
