@@ -61,9 +61,9 @@ AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, taskstore.DEFAULT_LEASE_S) + 1
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 #: The run's lock connection is pinged this often; no answer within RunLock's timeout means
-#: this supervisor may have lost the run (the server frees an unreachable client's lock
-#: after 5 + 3 x 2 s of keepalive probes), so it stops acting at once.
-LOCK_PING_S = 1.0
+#: this supervisor may have lost the run (the embedded server frees an unreachable client's
+#: lock after 3 + 3 x 1 s of keepalive probes), so it stops acting at once.
+LOCK_PING_S = 0.5
 #: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
 UNWIND_S = 5.0
 #: How often a standby supervisor tries to take the run's lock.

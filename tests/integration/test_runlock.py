@@ -3,12 +3,15 @@ supervisor takes it again, unless another supervisor took the run meanwhile."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
-from golem_tasks.supervisor.runlock import RunLock, SupervisorLost
+from golem_tasks.supervisor.runlock import PING_TIMEOUT_S, RunLock, SupervisorLost
+from tests.support.pg_blackhole import PgBlackhole
 
 
 async def drop_lock_connections(dsn: str) -> int:
@@ -81,3 +84,20 @@ async def test_a_run_taken_and_let_go_meanwhile_is_lost(installed_dsn: str) -> N
         await second.regain()
         assert second.held
         await second.release()
+
+
+async def test_a_silent_database_is_noticed_within_the_ping_timeout(fresh_dsn: str) -> None:
+    """Cut off, the supervisor must stop acting before the server frees its lock for a
+    standby: a ping with no answer counts as a dropped lock after PING_TIMEOUT_S, not after
+    the 10 s more psycopg spends trying to cancel it on a server it cannot reach."""
+    async with PgBlackhole(fresh_dsn) as hole:
+        lock = RunLock(hole.dsn, "r1")
+        await lock.acquire()
+        assert await lock.check()
+        hole.frozen.set()
+        started = time.monotonic()
+        assert not await lock.check()
+        # The bound is the design's (the server frees the lock 6 s after the cut), with
+        # room for a loaded machine; without the fix this took PING_TIMEOUT_S + 10 s.
+        assert time.monotonic() - started < PING_TIMEOUT_S + 2.5
+        assert not lock.held

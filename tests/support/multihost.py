@@ -17,6 +17,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -75,6 +76,14 @@ async def start_workers(net: Cluster, env: dict[str, str], size: Size) -> dict[s
 async def listening(workers: dict[str, HostProcess]) -> None:
     for proc in workers.values():
         await proc.wait_for_line("listening on", 60)
+
+
+def log_time(output: str, text: str) -> datetime:
+    """When a process logged its first line holding ``text``."""
+    for line in output.splitlines():
+        if text in line:
+            return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    raise AssertionError(f"no {text!r} in:\n{output}")
 
 
 async def done_count(dsn: str, run_id: str) -> int:
@@ -253,11 +262,17 @@ async def standby_takes_over(tmp_path: Path, size: Size, *, cut_link: bool) -> t
             run_id,
         )
         takeover = time.monotonic() - lost
+        margin = ""
         if cut_link:
             # Cut off, the first supervisor stopped acting at once and waits to take its
             # lock back; when its link returns it finds the standby holding the run and
             # gives it up (exit 4) without touching it.
-            assert "lock's database connection dropped" in first.output(10_000), first.output()
+            # ... and before the standby took the run: never two acting at once (the
+            # hosts share this machine's clock).
+            stopped = log_time(first.output(10_000), "lock's database connection dropped")
+            took = log_time(standby.output(10_000), f"standby: taking over run {run_id}")
+            assert stopped < took, (stopped, took)
+            margin = f"; the cut-off one stopped {(took - stopped).total_seconds():.1f}s before"
             net.lan.link(first_host, True)
             assert await first.wait(60) == 4, first.output()
             assert "another supervisor took the run" in first.output(10_000), first.output()
@@ -274,5 +289,5 @@ async def standby_takes_over(tmp_path: Path, size: Size, *, cut_link: bool) -> t
         )
         return takeover, (
             f"standby takeover after {'link down' if cut_link else 'SIGKILL'}: "
-            f"{takeover:.1f}s; {figures}"
+            f"{takeover:.1f}s{margin}; {figures}"
         )
