@@ -26,6 +26,7 @@ RUN_MODEL_TABLES = {
     "results_history",
     "error",
     "schema_migration",
+    "supervisor_term",
 }
 
 
