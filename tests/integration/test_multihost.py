@@ -102,6 +102,7 @@ async def test_worker_host_link_down_20s_smoke(tmp_path: Path) -> None:
 async def test_standby_takes_over_when_the_supervisor_host_vanishes_smoke(
     tmp_path: Path,
 ) -> None:
+    # Enough tasks that debit notes come while the run has no supervisor (every 12 s).
     size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 2})
     _, figures = await standby_takes_over(tmp_path, size, cut_link=True)
     print(f"\n{figures}")
