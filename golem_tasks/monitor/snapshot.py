@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from golem_tasks import ledger, taskstore
+from golem_tasks import ledger
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
 from golem_tasks.taskstore import TaskCounts
@@ -67,6 +67,13 @@ async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> s
     return str(row["id"])
 
 
+async def _counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
+    """The run's tasks by status, read from its tallies (not from every task row)."""
+    row = await access.one(conn, "run_task_counts", run_id=run_id)
+    assert row is not None
+    return TaskCounts(**{k: int(v) for k, v in row.items()})
+
+
 async def snapshot(
     conn: psycopg.AsyncConnection,
     run_id: str,
@@ -85,7 +92,7 @@ async def snapshot(
             raise UserError(f"no run {run_id!r} in this database")
         return RunSnapshot(
             run=run,
-            counts=await taskstore.counts(conn, run_id),
+            counts=await _counts(conn, run_id),
             spend=await access.one(conn, "run_spend", run_id=run_id) or {},
             spent_last_hour=await ledger.spent_last_hour(conn, run_id, now),
             market=await access.one(conn, "run_market", run_id=run_id) or {},
