@@ -23,8 +23,15 @@ from golem_tasks.retry import DB_PATIENCE_S
 logger = logging.getLogger(__name__)
 
 #: A lock connection that does not answer a ping this fast is treated as dropped (the
-#: server may be freeing the lock of an unreachable client).
-PING_TIMEOUT_S = 6.0
+#: server may be freeing the lock of an unreachable client: the embedded one does 6 s
+#: after its last word from it).
+PING_TIMEOUT_S = 3.0
+
+
+def _forget(task: asyncio.Future[object]) -> None:
+    """An abandoned ping ends as it may: its connection is gone already."""
+    if not task.cancelled():
+        task.exception()
 
 
 class SupervisorLost(UserError):
@@ -34,10 +41,20 @@ class SupervisorLost(UserError):
 
 
 class RunLock:
-    def __init__(self, dsn: str, run_id: str, *, patience_s: float = DB_PATIENCE_S) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        run_id: str,
+        *,
+        patience_s: float = DB_PATIENCE_S,
+        holder: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.run_id = run_id
         self.patience_s = patience_s
+        #: The supervisor's name in ``tasks.supervisor_term``: taking the lock back, it must
+        #: still be the run's last holder.
+        self.holder = holder
         self._conn: psycopg.AsyncConnection | None = None
 
     @property
@@ -57,16 +74,26 @@ class RunLock:
         :meth:`regain` before acting on the run again)."""
         if self._conn is None:
             return False
+        # Not wait_for: a cancelled query first tries to cancel itself on the server, which
+        # on a dead link takes up to 10 s more; by then the server may have freed the lock
+        # for a standby. The ping is left to unwind on its own; its connection is closed.
+        ping = asyncio.ensure_future(access.one(self._conn, "ping"))
         try:
-            await asyncio.wait_for(access.one(self._conn, "ping"), PING_TIMEOUT_S)
-        except (psycopg.Error, asyncio.TimeoutError) as exc:
-            reason = str(exc) or f"no answer in {PING_TIMEOUT_S:g}s"
-            logger.warning(
-                "run %s: the lock's database connection dropped: %s", self.run_id, reason
-            )
-            await self._drop()
-            return False
-        return True
+            await asyncio.wait([ping], timeout=PING_TIMEOUT_S)
+        except asyncio.CancelledError:
+            ping.cancel()
+            raise
+        if ping.done() and ping.exception() is None:
+            return True
+        if ping.done():
+            reason = str(ping.exception())
+        else:
+            reason = f"no answer in {PING_TIMEOUT_S:g}s"
+            ping.cancel()
+            ping.add_done_callback(_forget)
+        logger.warning("run %s: the lock's database connection dropped: %s", self.run_id, reason)
+        await self._drop()
+        return False
 
     async def regain(self) -> None:
         """Reconnect with back-off and take the lock again; :class:`SupervisorLost` when
@@ -77,7 +104,12 @@ class RunLock:
         while True:
             try:
                 taken = await self.try_take()
+                if taken:
+                    await self._still_the_holder()
+            except SupervisorLost:
+                raise
             except (UserError, psycopg.Error) as exc:  # cannot connect (yet)
+                await self._drop()
                 last = str(exc)
             else:
                 if taken:
@@ -94,6 +126,20 @@ class RunLock:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _still_the_holder(self) -> None:
+        """The lock is free again once another supervisor that took it meanwhile has let
+        it go (it finished the run, or stopped): then the run is not ours any more."""
+        if self.holder is None or self._conn is None:
+            return
+        row = await access.one(self._conn, "run_holder", run_id=self.run_id)
+        if row is not None and row["supervisor"] != self.holder:
+            await self._drop()
+            raise SupervisorLost(
+                f"run {self.run_id}: another supervisor took the run ({row['supervisor']}) "
+                "while this one was cut off from the database; this one stops without "
+                "touching it"
+            )
 
     async def release(self) -> None:
         await self._drop()

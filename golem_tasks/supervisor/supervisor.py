@@ -61,9 +61,9 @@ AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, taskstore.DEFAULT_LEASE_S) + 1
 
 EXIT_OK, EXIT_FAILED_TASKS, EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 #: The run's lock connection is pinged this often; no answer within RunLock's timeout means
-#: this supervisor may have lost the run (the server frees an unreachable client's lock
-#: after 5 + 3 x 2 s of keepalive probes), so it stops acting at once.
-LOCK_PING_S = 1.0
+#: this supervisor may have lost the run (the embedded server frees an unreachable client's
+#: lock after 3 + 3 x 1 s of keepalive probes), so it stops acting at once.
+LOCK_PING_S = 0.5
 #: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
 UNWIND_S = 5.0
 #: How often a standby supervisor tries to take the run's lock.
@@ -179,7 +179,7 @@ class Supervisor:
             if not self.schema_checked:
                 async with self.pool.connection() as conn:
                     await require_schema(conn, self.dsn)
-            self.lock = RunLock(self.dsn, self.run_id)
+            self.lock = RunLock(self.dsn, self.run_id, holder=self.name)
             try:
                 ended = await self._take_run_lock()
                 if ended is not None:
@@ -308,6 +308,8 @@ class Supervisor:
                 logger.info("resuming run %s", self.run_id)
             else:
                 logger.info("new run %s", self.run_id)
+            # This supervisor holds the run from now: a term of its own in the record.
+            await access.execute(conn, "supervisor_took", run_id=self.run_id, supervisor=self.name)
             self.run_row = await access.one(conn, "get_run", run_id=self.run_id)
 
     async def _supervise(self, app: App) -> RunOutcome:
@@ -419,9 +421,15 @@ class Supervisor:
         await self.lock.regain()
         self._lock_lost.clear()
         self._grace_until = asyncio.get_running_loop().time() + AFTER_OUTAGE_GRACE_S
+        await _best_effort("record the run's new term", self._took_run())
         self._start_duties()
         # Documents whose handling the pause cut short are still received on yagna.
         await _best_effort("reconcile payments", self._payments.reconcile())
+
+    async def _took_run(self) -> None:
+        """Record that this supervisor holds the run from now (``tasks.supervisor_term``)."""
+        async with self.pool.connection() as conn:
+            await access.execute(conn, "supervisor_took", run_id=self.run_id, supervisor=self.name)
 
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         self._watching = True

@@ -1,8 +1,10 @@
 """Throughput of one run with its workers on one host, then the same activities spread
-over two hosts (network namespaces on one LAN, see ``tests/support/netns.py``).
+over two hosts (network namespaces on one LAN, see ``tests/support/netns.py``); and the
+standby supervisor's takeover time.
 
-Prints tasks per second from the database (first task started to last task finished),
-for the notes; asserts only that every task was done once.
+Prints tasks per second from the database (first task started to last task finished) and
+takeover seconds, for the notes (docs/multi-host.md); asserts only what the scenarios
+check (every task done once, the audit).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 from tests.bench.report import Report
 from tests.integration.pipeline_support import APP, rows
 from tests.support.cluster import assert_done_once, cluster
+from tests.support.multihost import Size, standby_takes_over
 from tests.support.netns import unavailable
 
 pytestmark = [
@@ -67,3 +70,20 @@ async def test_throughput_one_vs_two_worker_hosts(
             f"{hosts} host(s) × {per_host} activities: tasks/s",
             f"{TASKS / seconds:.1f} ({seconds:.1f} s)",
         )
+
+
+@pytest.mark.parametrize("cut_link", [False, True], ids=["sigkill", "link-down"])
+async def test_standby_takeover_time(tmp_path: Path, cut_link: bool, bench_report: Report) -> None:
+    """How long a run goes without a supervisor when its supervisor is killed, or its host
+    vanishes, before the standby has taken it (three runs each)."""
+    size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 2})
+    times = [
+        (await standby_takes_over(tmp_path / str(n), size, cut_link=cut_link))[0] for n in range(3)
+    ]
+    what = "link down" if cut_link else "SIGKILL"
+    print(f"\nstandby takeover after {what}: " + ", ".join(f"{t:.1f}s" for t in times))
+    bench_report.add(
+        "Standby supervisor (network namespaces, 60 tasks of 1 s on two worker hosts)",
+        f"seconds without a supervisor after {what}, three runs",
+        ", ".join(f"{t:.1f} s" for t in times),
+    )
