@@ -45,7 +45,7 @@ format: install
 # BENCH_MILLION_TASKS tasks (a million adds about half an hour: BENCH_MILLION_TASKS=1000000).
 BENCH_MILLION_TASKS ?= 50000
 bench: install
-	BENCH_MILLION_TASKS=$(BENCH_MILLION_TASKS) GOLEM_TASKS_BENCH_REPORT=BENCHMARKS.md $(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
+	BENCH_MILLION_TASKS=$(BENCH_MILLION_TASKS) GOLEM_TASKS_BENCH_REPORT=BENCHMARKS.md $(BIN)/pytest -q -m bench -p no:cacheprovider --durations=20 tests/bench
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos

@@ -260,21 +260,3 @@ async def done_count(dsn: str, run_id: str) -> int:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-async def timed_cli(*args: str, env: dict[str, str]) -> float:
-    """Wall time of one ``golem-tasks ARGS`` from launch to exit (output discarded)."""
-    started = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "golem_tasks",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return time.perf_counter() - started

@@ -4,7 +4,8 @@
 Target: each under 0.5 s, the page with its first JSON under 0.2 s. Each view is read 7
 times; the best time is what the code costs (the others add whatever else the shared
 machine was doing, as the printed median and load average show), and the targets apply to
-it. In-process times: the command-line tools add Python's start-up on top.
+it. In-process times: the command-line tools add Python's start-up on top. Every figure
+goes into BENCHMARKS.md beside its target; a missed target is reported, never failed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.console import Console
 from golem_tasks.db.connect import connection
 from golem_tasks.monitor import render, views
 from golem_tasks.monitor.snapshot import snapshot
+from tests.bench.report import Report
 from tests.helpers import cli_env, run_cli
 from tests.integration.watch_support import get, serve_dashboard
 
@@ -162,7 +164,9 @@ async def timed(action: Callable[[], Awaitable[Any]], times: int = 7) -> tuple[f
 
 @pytest.mark.bench
 @pytest.mark.timeout(900)
-async def test_views_of_a_big_run(big_run: str, capsys: Any, record_property: Any) -> None:
+async def test_views_of_a_big_run(
+    big_run: str, capsys: Any, record_property: Any, bench_report: Report
+) -> None:
     dsn = big_run
     console = Console(file=io.StringIO(), width=120)
     measured: dict[str, tuple[float, float]] = {}
@@ -206,18 +210,33 @@ async def test_views_of_a_big_run(big_run: str, capsys: Any, record_property: An
         for name, (best, median) in measured.items():
             record_property(name, round(best, 4))
             print(f"  {name:22s} {best * 1000:7.1f} ms  (median {median * 1000:7.1f} ms)")
-    best = {name: times[0] for name, times in measured.items()}
-    page_load = best["dashboard page"] + best["dashboard runs JSON"] + best["dashboard run JSON"]
-    slow = {name: s for name, s in best.items() if s >= 0.5}
-    assert not slow, f"over 0.5 s: {slow}"
+    section = (
+        f"Monitor views of a run of {TASKS:,} tasks and {ACTIVITIES:,} activities (in process)"
+    )
+    for name, (best, median) in measured.items():
+        bench_report.add(
+            section,
+            f"{name}: best of 7 (median)",
+            f"{best * 1000:.0f} ms ({median * 1000:.0f} ms)",
+            "< 500 ms",
+            best < 0.5,
+        )
     # The page is usable once the page and its first two JSON reads are in.
-    assert page_load < 0.2, f"page load {page_load:.3f}s"
+    page_load = sum(measured[name][0] for name in ("dashboard page", "dashboard runs JSON"))
+    page_load += measured["dashboard run JSON"][0]
+    bench_report.add(
+        section,
+        "dashboard page + runs JSON + run JSON (best of 7 each)",
+        f"{page_load * 1000:.0f} ms",
+        "< 200 ms",
+        page_load < 0.2,
+    )
 
 
 @pytest.mark.bench
 @pytest.mark.timeout(1800)
 async def test_summary_and_show_of_a_million_task_run(
-    pg_server: Any, capsys: Any, record_property: Any
+    pg_server: Any, capsys: Any, record_property: Any, bench_report: Report
 ) -> None:
     """Issue 9's figure: ``summary`` and ``show`` of a run fed 1,000,000 tasks (here all but
     a few hundred done, 1,000 activities), in process and as whole commands (median of 5,
@@ -258,7 +277,21 @@ async def test_summary_and_show_of_a_million_task_run(
         for name, (best, median) in measured.items():
             record_property(name, round(median, 4))
             print(f"  {name:22s} {best * 1000:7.1f} ms  (median {median * 1000:7.1f} ms)")
-    # The whole commands are printed, not asserted: Python's start-up alone varies by
-    # seconds with the load of this shared machine.
-    in_process = {name: measured[name][0] for name in ("summary", "show")}
-    assert all(best < 0.5 for best in in_process.values()), in_process
+    section = "`summary` and `show` of a run of 1,000,000 tasks (built with SQL, 1,000 activities)"
+    startup = measured["golem-tasks --version"][1]
+    for name, (best, median) in measured.items():
+        if name.startswith("golem-tasks"):
+            value = f"{median:.2f} s median of 5 (best {best:.2f} s)"
+            if name != "golem-tasks --version":
+                value += f"; {median - startup:.2f} s beyond `golem-tasks --version`"
+            target = "" if name == "golem-tasks --version" else "< 0.5 s"
+            met = None if not target else median < 0.5
+            bench_report.add(section, f"`{name}`, whole command", value, target, met)
+        else:
+            bench_report.add(
+                section,
+                f"{name} in process: best of 7 (median)",
+                f"{best * 1000:.0f} ms ({median * 1000:.0f} ms)",
+                "< 500 ms",
+                best < 0.5,
+            )

@@ -69,6 +69,17 @@ class Report:
             "better than absolute times on a busy machine. What limits the figures that miss "
             "their target, and what would lift them: [docs/throughput.md](docs/throughput.md).",
             "",
+            "Sizes are trimmed so that one `make bench` takes about a quarter of an hour on "
+            "a shared 2-core machine: the comparisons run a few seconds of the bare loop's "
+            "work each (60 to 600 tasks), so start-up weighs more in their ratios than in a "
+            "long run (the tasks/s rows show the pace once both sides are running); the "
+            "worker-process runs do 1,500 tasks, the database path 10,000, the endless run "
+            "`BENCH_MILLION_TASKS` (50,000 by default; `make bench "
+            "BENCH_MILLION_TASKS=1000000` for the full million, about half an hour more). "
+            "`summary` and `show` are timed on a run of a million tasks built with SQL. "
+            "A missed target is reported below as missed; only a broken benchmark fails "
+            "the command.",
+            "",
         ]
         sections: dict[str, list[Figure]] = {}
         for figure in self.figures:

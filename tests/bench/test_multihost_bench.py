@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.report import Report
 from tests.integration.pipeline_support import APP, rows
 from tests.support.cluster import assert_done_once, cluster
 from tests.support.multihost import Size, standby_takes_over
@@ -29,7 +30,7 @@ TASKS = 200
 
 @pytest.mark.parametrize(("hosts", "per_host"), [(1, 6), (2, 3), (2, 6)])
 async def test_throughput_one_vs_two_worker_hosts(
-    tmp_path: Path, hosts: int, per_host: int
+    tmp_path: Path, hosts: int, per_host: int, bench_report: Report
 ) -> None:
     names = ["B", "C"][:hosts]
     activities = hosts * per_host
@@ -64,10 +65,15 @@ async def test_throughput_one_vs_two_worker_hosts(
             f"\n{hosts} worker host(s), {activities} activities: {TASKS} tasks in "
             f"{seconds:.1f}s = {TASKS / seconds:.1f} tasks/s"
         )
+        bench_report.add(
+            f"Worker hosts (network namespaces, {TASKS} tasks of 0.2 s, first start to last end)",
+            f"{hosts} host(s) × {per_host} activities: tasks/s",
+            f"{TASKS / seconds:.1f} ({seconds:.1f} s)",
+        )
 
 
 @pytest.mark.parametrize("cut_link", [False, True], ids=["sigkill", "link-down"])
-async def test_standby_takeover_time(tmp_path: Path, cut_link: bool) -> None:
+async def test_standby_takeover_time(tmp_path: Path, cut_link: bool, bench_report: Report) -> None:
     """How long a run goes without a supervisor when its supervisor is killed, or its host
     vanishes, before the standby has taken it (three runs each)."""
     size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 2})
@@ -76,3 +82,8 @@ async def test_standby_takeover_time(tmp_path: Path, cut_link: bool) -> None:
     ]
     what = "link down" if cut_link else "SIGKILL"
     print(f"\nstandby takeover after {what}: " + ", ".join(f"{t:.1f}s" for t in times))
+    bench_report.add(
+        "Standby supervisor (network namespaces, 60 tasks of 1 s on two worker hosts)",
+        f"seconds without a supervisor after {what}, three runs",
+        ", ".join(f"{t:.1f} s" for t in times),
+    )
