@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
-
-import psycopg
 
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 
 WINDOW = timedelta(hours=1)
 
@@ -56,12 +54,12 @@ def budget_reason(spent: Decimal, increment: Decimal, budget: Decimal) -> str:
     )
 
 
-async def _spent(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> Decimal:
-    row = await access.one(conn, "spent_since", run_id=run_id, since=now - WINDOW)
+async def _spent(conn: Connection, run_id: str, now: datetime) -> Decimal:
+    row = await access.the_row(conn, "spent_since", run_id=run_id, since=now - WINDOW)
     return Decimal(row["spent"])
 
 
-async def _allocation(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> str | None:
+async def _allocation(conn: Connection, run_id: str, now: datetime) -> str | None:
     row = await access.one(conn, "current_allocation", run_id=run_id, now=now)
     return row["id"] if row else None
 
@@ -81,45 +79,80 @@ class NoAllocation(Exception):
 
 
 @dataclass(frozen=True)
-class _Kind:
-    """The queries that differ between debit notes and invoices."""
+class Kind:
+    """What differs between debit notes and invoices here: their tables' queries, and what
+    a document's earlier accepted documents already cover."""
 
+    name: str
     get: str
-    covered: str  # what this document's earlier accepted documents already cover
+    #: What this document's earlier accepted documents cover (``total``, ``invoiced``).
+    covered: str
     insert: str
+    #: Records the allocation that pays it when that is not the one it was decided under.
+    set_paid_from: str
 
 
-DEBIT_NOTE = _Kind("get_debit_note", "last_accepted_note_total", "insert_debit_note")
-INVOICE = _Kind("get_invoice", "agreement_accepted_notes_total", "insert_invoice")
+#: A debit note is cumulative per activity: it adds its increase over the activity's last
+#: accepted note.
+DEBIT_NOTE = Kind(
+    "debit note",
+    get="get_debit_note",
+    covered="last_accepted_note_total",
+    insert="insert_debit_note",
+    set_paid_from="set_debit_note_paid_from",
+)
+#: An invoice is its agreement's final total: it adds what the accepted notes had not covered.
+INVOICE = Kind(
+    "invoice",
+    get="get_invoice",
+    covered="agreement_accepted_notes_total",
+    insert="insert_invoice",
+    set_paid_from="set_invoice_paid_from",
+)
 
 
-async def _decide(
-    conn: psycopg.AsyncConnection,
-    kind: _Kind,
-    *,
-    run_id: str,
-    doc_id: str,
-    amount: Decimal,
-    covered_by: dict[str, Any],
-    facts: dict[str, Any],
-    budget: Decimal,
-    now: datetime,
+@dataclass(frozen=True)
+class Document:
+    """One debit note or invoice, as the ledger decides it."""
+
+    kind: Kind
+    id: str
+    agreement_id: str
+    #: A debit note's total amount due, an invoice's amount.
+    amount: Decimal
+    #: A debit note's activity (an invoice covers its whole agreement).
+    activity_id: str | None = None
+    #: When the provider issued it (stored for debit notes).
+    issued_at: datetime | None = None
+
+
+async def decide(
+    conn: Connection, document: Document, *, run_id: str, budget: Decimal, now: datetime
 ) -> Decision:
     """Decide and store one document in one transaction.
 
     A decision stays (a redelivery gets the stored one). Rows ``refused`` by an earlier
     version, which decided such documents again later, are decided again.
     """
+    kind = document.kind
+    facts = {
+        "id": document.id,
+        "run_id": run_id,
+        "agreement_id": document.agreement_id,
+        "activity_id": document.activity_id,
+        "amount": document.amount,
+        "issued_at": document.issued_at,
+    }
     async with conn.transaction():
         await access.execute(conn, "spend_lock", run_id=run_id)
-        row = await access.one(conn, kind.get, id=doc_id)
+        row = await access.one(conn, kind.get, id=document.id)
         if row is not None and row["status"] in (Verdict.ACCEPTED.value, Verdict.OVER_BUDGET.value):
             return _known(row)
-        covered = await access.one(conn, kind.covered, **covered_by)
+        covered = await access.the_row(conn, kind.covered, **facts)
         if covered["invoiced"]:
             increment = Decimal(0)  # the agreement's invoice already settled everything
         else:
-            increment = max(Decimal(0), amount - Decimal(covered["total"]))
+            increment = max(Decimal(0), document.amount - Decimal(covered["total"]))
         spent = await _spent(conn, run_id, now)
         allocation_id = await _allocation(conn, run_id, now)
         accepted = spent + increment <= budget
@@ -130,8 +163,6 @@ async def _decide(
         await access.execute(
             conn,
             kind.insert,
-            id=doc_id,
-            run_id=run_id,
             increment=increment,
             status=verdict.value,
             reason=reason,
@@ -142,62 +173,14 @@ async def _decide(
     return Decision(verdict, increment, reason, allocation_id)
 
 
-async def decide_debit_note(
-    conn: psycopg.AsyncConnection,
-    *,
-    run_id: str,
-    note_id: str,
-    agreement_id: str,
-    activity_id: str,
-    total_amount_due: Decimal,
-    budget: Decimal,
-    now: datetime,
-    issued_at: datetime | None = None,
-) -> Decision:
-    """A debit note adds its increase over the activity's last accepted note."""
-    return await _decide(
-        conn,
-        DEBIT_NOTE,
-        run_id=run_id,
-        doc_id=note_id,
-        amount=total_amount_due,
-        covered_by={"activity_id": activity_id, "agreement_id": agreement_id},
-        facts={
-            "agreement_id": agreement_id,
-            "activity_id": activity_id,
-            "total_amount_due": total_amount_due,
-            "issued_at": issued_at,
-        },
-        budget=budget,
-        now=now,
+async def set_paid_from(conn: Connection, document: Document, allocation_id: str) -> None:
+    """The allocation that pays a document decided under one that is gone."""
+    await access.execute(
+        conn, document.kind.set_paid_from, id=document.id, allocation_id=allocation_id
     )
 
 
-async def decide_invoice(
-    conn: psycopg.AsyncConnection,
-    *,
-    run_id: str,
-    invoice_id: str,
-    agreement_id: str,
-    amount: Decimal,
-    budget: Decimal,
-    now: datetime,
-) -> Decision:
-    """An invoice adds what the agreement's accepted debit notes had not covered."""
-    return await _decide(
-        conn,
-        INVOICE,
-        run_id=run_id,
-        doc_id=invoice_id,
-        amount=amount,
-        covered_by={"agreement_id": agreement_id},
-        facts={"agreement_id": agreement_id, "amount": amount},
-        budget=budget,
-        now=now,
-    )
-
-
-async def spent_last_hour(conn: psycopg.AsyncConnection, run_id: str, now: datetime) -> Decimal:
+async def spent_last_hour(conn: Connection, run_id: str, now: datetime) -> Decimal:
     return await _spent(conn, run_id, now)
 
 
@@ -213,6 +196,6 @@ class ActivityCost:
         return self.cost / self.results if self.results else None
 
 
-async def activity_cost(conn: psycopg.AsyncConnection, activity_id: str) -> ActivityCost:
-    row = await access.one(conn, "activity_cost", activity_id=activity_id)
+async def activity_cost(conn: Connection, activity_id: str) -> ActivityCost:
+    row = await access.the_row(conn, "activity_cost", activity_id=activity_id)
     return ActivityCost(Decimal(row["cost"]), int(row["results"]), float(row["age_s"] or 0))

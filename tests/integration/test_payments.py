@@ -108,16 +108,14 @@ async def setup(installed_dsn: str) -> AsyncIterator[Setup]:
 
 async def decide(setup: Setup, note: dict[str, Any], now: datetime) -> ledger.Decision:
     async with connection(setup.dsn, autocommit=True) as conn:
-        return await ledger.decide_debit_note(
-            conn,
-            run_id="r1",
-            note_id=note["debitNoteId"],
-            agreement_id=note["agreementId"],
+        document = ledger.Document(
+            ledger.DEBIT_NOTE,
+            note["debitNoteId"],
+            note["agreementId"],
+            Decimal(note["totalAmountDue"]),
             activity_id=note["activityId"],
-            total_amount_due=Decimal(note["totalAmountDue"]),
-            budget=Decimal(10),
-            now=now,
         )
+        return await ledger.decide(conn, document, run_id="r1", budget=Decimal(10), now=now)
 
 
 async def status(setup: Setup, note_id: str) -> str:
