@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import psycopg
-
 from golem_tasks import taskstore
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import storable
 
 
 async def end_activity(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     activity_id: str,
     *,
     status: str,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from psycopg_pool import AsyncConnectionPool
-
 from golem_tasks import taskstore
+from golem_tasks.db.types import Pool
 
 #: The pool of the run whose app code is being called (set by the supervisor).
-current_pool: ContextVar[AsyncConnectionPool | None] = ContextVar("current_pool", default=None)
+current_pool: ContextVar[Pool | None] = ContextVar("current_pool", default=None)
 
 
 async def count_results(run_id: str, having: str) -> int:

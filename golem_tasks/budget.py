@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
 from golem_tasks import ledger, pricing
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class Exposure:
 
 
 async def exposure(
-    conn: psycopg.AsyncConnection, run_id: str, now: datetime, *, default_interval_s: float
+    conn: Connection, run_id: str, now: datetime, *, default_interval_s: float
 ) -> Exposure:
     """What every activity of the run may still charge, by its agreement's terms."""
     agreements = await access.all_rows(
@@ -171,7 +170,7 @@ class Standing:
 
 
 async def standing(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     now: datetime,
     budget: Decimal,

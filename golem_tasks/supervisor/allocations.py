@@ -9,10 +9,10 @@ from typing import Any
 
 from golem.node import GolemNode
 from golem.resources import Allocation
-from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks.clock import Clock
 from golem_tasks.db import access
+from golem_tasks.db.types import Pool
 from golem_tasks.retry import is_transient
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Allocations:
     def __init__(
         self,
         node: GolemNode,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         *,
         run_id: str,
         amount: Decimal,

@@ -17,6 +17,7 @@ import psycopg
 from golem_tasks.config import describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import connect
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
 from golem_tasks.retry import DB_PATIENCE_S
 
@@ -38,7 +39,7 @@ class RunLock:
         self.dsn = dsn
         self.run_id = run_id
         self.patience_s = patience_s
-        self._conn: psycopg.AsyncConnection | None = None
+        self._conn: Connection | None = None
 
     @property
     def held(self) -> bool:
