@@ -231,7 +231,7 @@ async def test_download_of_a_file_the_command_did_not_create_fails(
         failed = batch.events[-1]
         assert failed.result == "Error"
         # What a provider's exe-unit answers (yagna adds no path; the devnet adds it).
-        assert "Transfer error: IO error: No such file or directory (os error 2)" in (
+        assert "Transfer error: IO error: No such file or directory (os error 2)" in str(
             failed.message
         )
         # The exe-unit is still usable.
@@ -251,9 +251,8 @@ async def test_a_closed_url_is_gone(net: Devnet, tmp_path: Path) -> None:
         with pytest.raises(BatchError):
             await batch.wait(timeout=30)
         token = url.rsplit("/", 1)[1]
-        assert (
-            f"GSB error: endpoint address not found: /public/gftp/{token}"
-            in batch.events[-1].message
+        assert f"GSB error: endpoint address not found: /public/gftp/{token}" in str(
+            batch.events[-1].message
         )
 
 

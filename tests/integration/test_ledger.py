@@ -65,6 +65,7 @@ async def test_note_that_would_pass_the_budget_is_rejected_for_good(installed_ds
         assert rejected.verdict is ledger.Verdict.OVER_BUDGET and not rejected.accepted
         assert "charged more than the budget kept for it" in rejected.reason
         row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
+        assert row is not None
         assert row["status"] == "rejected" and row["increment"] == Decimal("0.2")
         assert row["allocation_id"] is None
         again = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=3))
