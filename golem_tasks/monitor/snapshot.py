@@ -9,9 +9,10 @@ from typing import Any
 
 import psycopg
 
-from golem_tasks import ledger, taskstore
+from golem_tasks import taskstore
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
+from golem_tasks.store import ledger
 from golem_tasks.taskstore import TaskCounts
 
 

@@ -27,12 +27,10 @@ from golem.resources import DebitNote, Invoice, NewDebitNote, NewInvoice
 from golem.utils.low import get_requestor_api
 from ya_payment import models
 
-from golem_tasks import ledger
 from golem_tasks.clock import Clock
-from golem_tasks.db import access
 from golem_tasks.db.types import Pool
 from golem_tasks.retry import NOT_IMPLEMENTED, is_transient, retrying
-from golem_tasks.runlog import record_error
+from golem_tasks.store import activities, errors, ledger, market
 from golem_tasks.supervisor.allocations import Allocations
 
 logger = logging.getLogger(__name__)
@@ -242,7 +240,7 @@ class Payments:
 
         async def record() -> None:
             async with self.pool.connection() as conn:
-                await record_error(
+                await errors.record(
                     conn, self.run_id, source="payment", kind="payment", message=message
                 )
 
@@ -265,8 +263,7 @@ class Payments:
         (also those given up on: a periodic, bounded retry)."""
         api = get_requestor_api(DebitNote, self.node)
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "run_agreement_ids", run_id=self.run_id)
-        ours = {row["id"] for row in rows}
+            ours = await market.run_agreement_ids(conn, self.run_id)
         since = self.run_start - timedelta(minutes=5)
         waiting: list[tuple[datetime, int, str]] = []
         for index, kind in enumerate(KINDS):
@@ -299,8 +296,8 @@ class Payments:
 
     async def _ours(self, agreement_id: str) -> bool:
         async with self.pool.connection() as conn:
-            row = await access.one(conn, "get_agreement", id=agreement_id)
-        return row is not None and row["run_id"] == self.run_id
+            agreement = await market.get_agreement(conn, agreement_id)
+        return agreement is not None and agreement.run_id == self.run_id
 
     async def _settle(
         self, document: Document, facts: ledger.Document, status: str, decision: ledger.Decision
@@ -344,8 +341,8 @@ class Payments:
 
     async def _usable(self, allocation_id: str) -> bool:
         async with self.pool.connection() as conn:
-            row = await access.one(conn, "get_allocation", id=allocation_id)
-        return row is not None and row["released_at"] is None
+            allocation = await ledger.get_allocation(conn, allocation_id)
+        return allocation is not None and allocation.released_at is None
 
     async def _pay_from_current(self, facts: ledger.Document, decision: ledger.Decision) -> str:
         allocation = await self.allocations.current()
@@ -384,16 +381,14 @@ class Payments:
             # the agreement still ends and its provider is still never hired again.
             message += " (yagna does not implement rejecting it: left unaccepted)"
         async with self.pool.connection() as conn:
-            await access.execute(
-                conn, "request_agreement_end", id=agreement_id, reason=message, avoid=True
-            )
+            await market.request_agreement_end(conn, agreement_id, message, avoid=True)
             # Also when the agreement has ended already (always so for an invoice), which
             # the end request leaves alone: its provider is never hired again.
-            await access.execute(conn, "avoid_provider_of", id=agreement_id, reason=message)
+            await market.avoid_provider_of(conn, agreement_id, message)
             if decision.known:
                 return  # decided before a crash, told to yagna only now: recorded before
             logger.warning("%s", message)
-            await record_error(
+            await errors.record(
                 conn,
                 self.run_id,
                 source="payment",
@@ -419,18 +414,16 @@ class Payments:
                 else f"{cost.cost.normalize():f} spent and no result"
             )
             reason = f"cost: {what} is over --max-price {self.max_price.normalize():f}"
-            stopped = await access.one(conn, "request_activity_stop", id=activity_id, reason=reason)
-            if stopped:
+            agreement_id = await activities.request_stop(conn, activity_id, reason)
+            if agreement_id is not None:
                 logger.info("stopping activity %s: %s", activity_id, reason)
-                await access.execute(
-                    conn, "avoid_provider_of", id=stopped["agreement_id"], reason=reason
-                )
-                await record_error(
+                await market.avoid_provider_of(conn, agreement_id, reason)
+                await errors.record(
                     conn,
                     self.run_id,
                     source="supervisor",
                     kind="cost",
                     message=reason,
-                    agreement_id=stopped["agreement_id"],
+                    agreement_id=agreement_id,
                     activity_id=activity_id,
                 )

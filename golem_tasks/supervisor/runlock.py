@@ -15,11 +15,11 @@ import logging
 import psycopg
 
 from golem_tasks.config import describe_dsn
-from golem_tasks.db import access
 from golem_tasks.db.connect import connect
 from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
 from golem_tasks.retry import DB_PATIENCE_S
+from golem_tasks.store import runs
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RunLock:
         if self._conn is None:
             return False
         try:
-            await asyncio.wait_for(access.one(self._conn, "ping"), PING_TIMEOUT_S)
+            await asyncio.wait_for(runs.ping(self._conn), PING_TIMEOUT_S)
         except (psycopg.Error, asyncio.TimeoutError) as exc:
             reason = str(exc) or f"no answer in {PING_TIMEOUT_S:g}s"
             logger.warning(
@@ -103,11 +103,11 @@ class RunLock:
         """Take the lock now if it is free; False (and nothing held) when it is not."""
         conn = await connect(self.dsn, autocommit=True)
         try:
-            row = await access.one(conn, "supervisor_lock", run_id=self.run_id)
+            locked = await runs.try_lock(conn, self.run_id)
         except BaseException:
             await conn.close()
             raise
-        if not row or not row["locked"]:
+        if not locked:
             await conn.close()
             return False
         self._conn = conn

@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from golem_tasks import budget, ledger
+from golem_tasks import budget
 from golem_tasks.db.connect import connection
+from golem_tasks.store import ledger
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 #: 0.001 per second of duration, 0.0001 per cpu-second on 4 threads, 0.5 per start.

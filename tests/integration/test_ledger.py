@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from golem_tasks import ledger
 from golem_tasks.db.connect import connect, connection
+from golem_tasks.store import ledger
 from tests.helpers import make_run
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)

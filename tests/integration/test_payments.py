@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from golem.node import GolemNode
 
-from golem_tasks import ledger
 from golem_tasks.clock import SystemClock
 from golem_tasks.db.connect import connection, open_pool
 from golem_tasks.devnet import Devnet
 from golem_tasks.devnet.payment import Payments as DevnetPayments
+from golem_tasks.store import ledger
 from golem_tasks.supervisor import payments as payments_module
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.payments import Payments

@@ -1,4 +1,5 @@
-"""The hourly budget rule applied to debit notes and invoices, with every decision stored.
+"""The ledger: the hourly budget rule applied to debit notes and invoices, every decision
+stored, and the reads the budget keeps ahead with (spend, what activities may charge).
 
 A debit note carries its activity's cumulative total; it adds to the spend only its
 increase over the activity's last accepted note, and nothing once its agreement's invoice
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from golem_tasks.db import access
-from golem_tasks.db.types import Connection
+from golem_tasks.db.types import Connection, Row
+from golem_tasks.store.records import ActivityStatus, AgreementStatus
 
 WINDOW = timedelta(hours=1)
 
@@ -64,7 +67,13 @@ async def _allocation(conn: Connection, run_id: str, now: datetime) -> str | Non
     return row["id"] if row else None
 
 
-def _known(row: dict) -> Decision:
+async def spend_lock(conn: Connection, run_id: str) -> None:
+    """The run's spend lock, until the transaction ends: decisions, and reads that must
+    see the spend and the exposure it shortens together, take it."""
+    await access.execute(conn, "spend_lock", run_id=run_id)
+
+
+def _known(row: Row) -> Decision:
     return Decision(
         Verdict(row["status"]),
         Decimal(row["increment"]),
@@ -144,7 +153,7 @@ async def decide(
         "issued_at": document.issued_at,
     }
     async with conn.transaction():
-        await access.execute(conn, "spend_lock", run_id=run_id)
+        await spend_lock(conn, run_id)
         row = await access.one(conn, kind.get, id=document.id)
         if row is not None and row["status"] in (Verdict.ACCEPTED.value, Verdict.OVER_BUDGET.value):
             return _known(row)
@@ -199,3 +208,124 @@ class ActivityCost:
 async def activity_cost(conn: Connection, activity_id: str) -> ActivityCost:
     row = await access.the_row(conn, "activity_cost", activity_id=activity_id)
     return ActivityCost(Decimal(row["cost"]), int(row["results"]), float(row["age_s"] or 0))
+
+
+@dataclass(frozen=True)
+class ChargingAgreement:
+    """An agreement whose charges are not final yet (no decided invoice)."""
+
+    id: str
+    status: AgreementStatus
+    provider_id: str
+    #: Its offer's properties: the prices and debit-note interval agreed.
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChargingActivity:
+    """An activity of such an agreement, with its last accepted debit note."""
+
+    id: str
+    agreement_id: str
+    status: ActivityStatus
+    created_at: datetime
+    stopped_at: datetime | None
+    #: Its last accepted note's cumulative total, and when that note's usage ends.
+    note_total: Decimal | None
+    note_at: datetime | None
+
+
+async def charging_agreements(
+    conn: Connection, run_id: str, since: datetime
+) -> list[ChargingAgreement]:
+    """Agreements whose charges are not final yet; ended ones count until an hour after
+    their end (``since``)."""
+    rows = await access.all_rows(conn, "budget_agreements", run_id=run_id, since=since)
+    return [
+        ChargingAgreement(
+            row["id"], AgreementStatus(row["status"]), row["provider_id"], row["properties"] or {}
+        )
+        for row in rows
+    ]
+
+
+async def charging_activities(conn: Connection, agreement_ids: list[str]) -> list[ChargingActivity]:
+    rows = await access.all_rows(conn, "budget_activities", agreement_ids=agreement_ids)
+    return [
+        ChargingActivity(
+            row["id"],
+            row["agreement_id"],
+            ActivityStatus(row["status"]),
+            row["created_at"],
+            row["stopped_at"],
+            row["note_total"],
+            row["note_at"],
+        )
+        for row in rows
+    ]
+
+
+# -- allocations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One hour's allocation of the run, as stored."""
+
+    id: str
+    amount: Decimal
+    period_start: datetime
+    released_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Allocation:
+        return cls(row["id"], Decimal(row["amount"]), row["period_start"], row["released_at"])
+
+
+async def insert_allocation(
+    conn: Connection,
+    *,
+    id: str,
+    run_id: str,
+    amount: Decimal,
+    platform: str,
+    address: str | None,
+    period_start: datetime,
+) -> None:
+    await access.execute(
+        conn,
+        "insert_allocation",
+        id=id,
+        run_id=run_id,
+        amount=amount,
+        platform=platform,
+        address=address,
+        period_start=period_start,
+    )
+
+
+async def current_allocation(conn: Connection, run_id: str, now: datetime) -> Allocation | None:
+    """The unreleased allocation of the hour that contains ``now``, if it was made."""
+    row = await access.one(conn, "current_allocation", run_id=run_id, now=now)
+    return Allocation.from_row(row) if row is not None else None
+
+
+async def first_allocation_start(conn: Connection, run_id: str) -> datetime | None:
+    """Run-hours are counted from the first allocation's hour."""
+    row = await access.the_row(conn, "first_allocation_start", run_id=run_id)
+    start: datetime | None = row["start"]
+    return start
+
+
+async def unreleased_allocations(conn: Connection, run_id: str) -> list[Allocation]:
+    rows = await access.all_rows(conn, "unreleased_allocations", run_id=run_id)
+    return [Allocation.from_row(row) for row in rows]
+
+
+async def get_allocation(conn: Connection, allocation_id: str) -> Allocation | None:
+    row = await access.one(conn, "get_allocation", id=allocation_id)
+    return Allocation.from_row(row) if row is not None else None
+
+
+async def allocation_released(conn: Connection, allocation_id: str) -> None:
+    await access.execute(conn, "mark_allocation_released", id=allocation_id)
