@@ -41,8 +41,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Rewrites BENCHMARKS.md with the figures of this run. The endless-run benchmark feeds
+# BENCH_MILLION_TASKS tasks (a million adds about half an hour: BENCH_MILLION_TASKS=1000000).
+BENCH_MILLION_TASKS ?= 50000
 bench: install
-	$(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
+	BENCH_MILLION_TASKS=$(BENCH_MILLION_TASKS) GOLEM_TASKS_BENCH_REPORT=BENCHMARKS.md $(BIN)/pytest -q -m bench -p no:cacheprovider tests/bench
 
 chaos: install
 	$(BIN)/pytest -q -m chaos tests/chaos

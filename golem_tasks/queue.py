@@ -106,10 +106,6 @@ async def defer_drive(
         return next((job.id for job in waiting), None)
 
 
-async def job_status(app: procrastinate.App, job_id: int) -> Status:
-    return await app.job_manager.get_job_status_async(job_id)
-
-
 async def retry_stalled(app: procrastinate.App) -> list[int]:
     """Put back jobs whose worker died, so that another worker picks them up (any run's:
     whichever supervisor sees a dead worker first puts its jobs back)."""

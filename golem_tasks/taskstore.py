@@ -140,6 +140,14 @@ async def feed(
     return cur.rowcount
 
 
+async def set_feed_wake_at(
+    conn: psycopg.AsyncConnection, run_id: str, position: int | None
+) -> None:
+    """Ask to be notified (channel ``golem_tasks_feed``) once the task at ``position`` is
+    claimed; ``None`` asks nothing."""
+    await conn.execute(queries.set_feed_wake_at, {"run_id": run_id, "position": position})
+
+
 async def max_position(conn: psycopg.AsyncConnection, run_id: str) -> int:
     row = await (await conn.execute(queries.max_position, {"run_id": run_id})).fetchone()
     return int(row["position"])
@@ -162,27 +170,98 @@ async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
     return TaskCounts(**{k: int(v) for k, v in row.items()})
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What one activity asks of :func:`claim_many`: store the result of its ``previous``
+    claim (if any), then claim its next task (if ``claim_next``)."""
+
+    activity_id: str
+    previous: Claim | None = None
+    result: Any = None
+    batch_ids: Sequence[str] = ()
+    claim_next: bool = True
+
+
 async def claim(
     conn: psycopg.AsyncConnection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
 ) -> Claim | None:
     """Take the next pending task for ``activity_id``; ``None`` when there is none."""
-    async with conn.transaction():
-        cur = await conn.execute(
-            queries.claim_task,
-            {"run_id": run_id, "activity_id": activity_id, "lease_s": lease_s},
-        )
-        row = await cur.fetchone()
-    if row is None:
-        return None
+    [(_, claimed)] = await claim_many(conn, run_id, [ClaimRequest(activity_id)], lease_s)
+    return claimed
+
+
+async def complete_and_claim(
+    conn: psycopg.AsyncConnection,
+    claim: Claim,
+    result: Any,
+    batch_ids: Sequence[str] = (),
+    *,
+    lease_s: float = DEFAULT_LEASE_S,
+    claim_next: bool = True,
+) -> tuple[bool, Claim | None]:
+    """:func:`complete`, then claim the activity's next task, in one statement (one round
+    trip per task). Returns (stored, next claim); ``stored`` is False for a stale claim."""
+    request = ClaimRequest(claim.activity_id, claim, result, batch_ids, claim_next)
+    [answer] = await claim_many(conn, claim.run_id, [request], lease_s)
+    return answer
+
+
+async def claim_many(
+    conn: psycopg.AsyncConnection,
+    run_id: str,
+    requests: Sequence[ClaimRequest],
+    lease_s: float = DEFAULT_LEASE_S,
+) -> list[tuple[bool, Claim | None]]:
+    """Serve several activities of one run in one statement: for each request, in order,
+    (its result was stored, its next claim). Activities must be distinct."""
+    previous = [r.previous for r in requests]
+    params = {
+        "run_id": run_id,
+        "lease_s": lease_s,
+        "task_ids": [p.task_id if p else None for p in previous],
+        "activity_ids": [r.activity_id for r in requests],
+        "attempts": [p.attempt if p else None for p in previous],
+        "results": [Jsonb(r.result) if r.previous else None for r in requests],
+        "claim_next": [r.claim_next for r in requests],
+        "batch_task_ids": [r.previous.task_id for r in requests if r.previous for _ in r.batch_ids],
+        "batch_ids": [b for r in requests if r.previous for b in r.batch_ids],
+    }
+    if conn.autocommit:  # one statement is its own transaction: no BEGIN/COMMIT round trips
+        rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+    else:
+        async with conn.transaction():
+            rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+    done = {row["id"] for row in rows if row["kind"] == "done"}
+    claimed = {row["activity_id"]: row for row in rows if row["kind"] == "claimed"}
+    answers = []
+    for request in requests:
+        stored = request.previous is not None and request.previous.task_id in done
+        if request.previous is not None and not stored:
+            _discarding(request.previous)
+        row = claimed.get(request.activity_id)
+        answers.append((stored, _claim_from(row, run_id) if row else None))
+    return answers
+
+
+def _claim_from(row: dict[str, Any], run_id: str) -> Claim:
     return Claim(
         run_id=run_id,
-        activity_id=activity_id,
+        activity_id=row["activity_id"],
         task_id=row["id"],
         key=row["key"],
         data=row["data"],
         attempt=row["attempts"],
         max_attempts=row["max_attempts"],
         timeout_s=row["timeout_s"],
+    )
+
+
+def _discarding(claim: Claim) -> None:
+    logger.warning(
+        "discarding late result of task %s (attempt %s on %s): the claim has moved on",
+        claim.key,
+        claim.attempt,
+        claim.activity_id,
     )
 
 
@@ -225,12 +304,7 @@ async def complete(
             },
         )
         if cur.rowcount != 1:
-            logger.warning(
-                "discarding late result of task %s (attempt %s on %s): the claim has moved on",
-                claim.key,
-                claim.attempt,
-                claim.activity_id,
-            )
+            _discarding(claim)
             return False
         await _store_batches(conn, claim, batch_ids)
         if follow_ups:

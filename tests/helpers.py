@@ -38,8 +38,11 @@ def run_cli(
     )
 
 
-async def make_run(dsn: str, run_id: str = "r1", activities: int = 2) -> list[str]:
-    """A run row with ``activities`` agreements and activities (act0, act1, ...)."""
+async def make_run(
+    dsn: str, run_id: str = "r1", activities: int = 2, prefix: str = ""
+) -> list[str]:
+    """A run row with ``activities`` agreements and activities (act0, act1, ..., each id
+    after ``prefix``)."""
     async with connection(dsn, autocommit=True) as conn:
         await conn.execute(
             "INSERT INTO tasks.run (id, app, workers, budget_per_hour, subnet, payment_platform)"
@@ -50,11 +53,11 @@ async def make_run(dsn: str, run_id: str = "r1", activities: int = 2) -> list[st
         for n in range(activities):
             await conn.execute(
                 "INSERT INTO tasks.agreement (id, run_id, provider_id) VALUES (%s, %s, 'p')",
-                (f"ag{n}", run_id),
+                (f"{prefix}ag{n}", run_id),
             )
             await conn.execute(
                 "INSERT INTO tasks.activity (id, run_id, agreement_id) VALUES (%s, %s, %s)",
-                (f"act{n}", run_id, f"ag{n}"),
+                (f"{prefix}act{n}", run_id, f"{prefix}ag{n}"),
             )
-            ids.append(f"act{n}")
+            ids.append(f"{prefix}act{n}")
     return ids

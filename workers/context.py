@@ -1,6 +1,7 @@
 """What one worker process shares between the jobs it runs: a database pool, one
-GolemNode, the loaded app modules, and a heartbeat that keeps claims alive and carries the
-supervisor's stop requests to the drivers."""
+GolemNode, the loaded app modules, a listener that wakes idle drivers when tasks become
+pending, and a heartbeat that keeps claims alive and carries the supervisor's stop
+requests to the drivers."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.config import YagnaSettings
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
+from golem_tasks.db.listen import Listener
 from golem_tasks.identity import mismatch, wait_for_requestor_id
 from golem_tasks.retry import is_transient
+from workers.claims import ClaimBatcher
 
 
 class Driver(Protocol):
@@ -55,6 +58,9 @@ class WorkerContext:
             self.yagna.app_key, api_url=self.yagna.api_url, collect_payment_events=False
         )
         self.drivers: dict[str, Driver] = {}
+        #: Fires for a run when one of its tasks becomes pending.
+        self.pending = Listener(dsn, "listen_pending")
+        self.claims: ClaimBatcher
         self._apps: dict[str, App] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         #: The node id of this worker's yagna: it drives only that requestor's runs.
@@ -64,7 +70,9 @@ class WorkerContext:
     async def __aenter__(self) -> WorkerContext:
         self.requestor_id = await wait_for_requestor_id(self.yagna)
         self.pool = await open_pool(self.dsn, max_size=self.pool_size)
+        self.claims = ClaimBatcher(self.pool, self.lease_s)
         await self.node.start()
+        await self.pending.__aenter__()
         self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
         return self
 
@@ -73,6 +81,7 @@ class WorkerContext:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        await self.pending.__aexit__(*exc)
         await self.node.aclose()
         await self.pool.close()
 

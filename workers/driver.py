@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
+from golem.node import GolemNode
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
 from golem_tasks import taskstore
@@ -24,7 +25,7 @@ from golem_tasks.db import access
 from golem_tasks.errors import describe
 from golem_tasks.retry import is_transient, our_side, patiently, retrying
 from golem_tasks.runlog import record_error
-from golem_tasks.taskstore import Claim
+from golem_tasks.taskstore import Claim, ClaimRequest
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ T = TypeVar("T")
 results_log = logging.getLogger("golem_tasks.results")
 
 SETUP_TIMEOUT_S = 300.0
+#: Idle drivers are woken by NOTIFY when tasks become pending; this poll is the fallback.
 IDLE_POLL_S = 1.0
 #: This many failed tasks in a row mean the activity, not the tasks, is broken.
 FAILURES_IN_A_ROW = 3
@@ -79,6 +81,8 @@ class ActivityDriver:
         self.stop_reason: str | None = None
         self._stopped = asyncio.Event()
         self._current: asyncio.Task[Any] | None = None
+        #: Claimed with the previous result, run next.
+        self._next_claim: Claim | None = None
 
     # -- control ------------------------------------------------------------------------
 
@@ -243,17 +247,17 @@ class ActivityDriver:
     async def _work(self) -> None:
         assert self.activity is not None
         failures = 0
-        activity_id = self.activity.id
+        pending = self.ctx.pending.signal(self.run_id)
+        request = ClaimRequest(self.activity.id)
         while not self._stopped.is_set():
-            claim = await self._db(
-                "claiming a task",
-                lambda conn: taskstore.claim(conn, self.run_id, activity_id, self.ctx.lease_s),
-            )
+            claim, self._next_claim = self._next_claim, None
+            if claim is None:
+                seen = pending.count  # before the claim: a task fed after it wakes us
+                _, claim = await self._submit("claiming a task", request)
             if claim is None:
                 if await self._nothing_left():
                     return
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), IDLE_POLL_S)
+                await _first_of(self._stopped.wait(), pending.wait(seen), timeout=IDLE_POLL_S)
                 continue
             ok = await self._run_task(claim)
             if self._stopped.is_set():
@@ -306,6 +310,31 @@ class ActivityDriver:
                 return await work(conn)
 
         return await patiently(attempt, what=f"activity {self._activity_id}: {what}")
+
+    async def _submit(self, what: str, request: ClaimRequest) -> tuple[bool, Claim | None]:
+        """``request`` through this process's claim batches, waiting out a database that
+        restarts as :meth:`_db` does (a failed statement stored and claimed nothing)."""
+        return await patiently(
+            lambda: self.ctx.claims.submit(self.run_id, request),
+            what=f"activity {self._activity_id}: {what}",
+        )
+
+    async def _store(
+        self, claim: Claim, result: Any, batches: list[str], follow_ups: list[Any]
+    ) -> bool:
+        """Store a result (False: its claim had moved on). Without follow-ups the next task
+        is claimed in the same statement, batched with the other drivers of this process."""
+        what = f"storing the result of task {claim.key}"
+        if follow_ups:
+            # Follow-ups are stored in the transaction that stores their result.
+            return await self._db(
+                what, lambda conn: taskstore.complete(conn, claim, result, batches, follow_ups)
+            )
+        request = ClaimRequest(
+            claim.activity_id, claim, result, batches, not self._stopped.is_set()
+        )
+        stored, self._next_claim = await self._submit(what, request)
+        return stored
 
     async def _our_daemon_down(self) -> bool:
         """Whether our own yagna fails to answer (asked about this activity)."""
@@ -371,13 +400,12 @@ class ActivityDriver:
             error = describe(exc)
         finally:
             self._current = None
-        batches = [b.id for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        ran = [b for b in activity.children[known:] if isinstance(b, PoolingBatch)]
+        batches = [b.id for b in ran]
+        forget_batches(self.ctx.node, activity, ran)
         if error is None:
             try:
-                stored = await self._db(
-                    f"storing the result of task {claim.key}",
-                    lambda conn: taskstore.complete(conn, claim, result, batches, follow_ups),
-                )
+                stored = await self._store(claim, result, batches, follow_ups)
             except Exception as exc:
                 if is_transient(exc):
                     raise  # the database stayed away: this job ends, the claim expires
@@ -483,9 +511,32 @@ class ActivityDriver:
         logger.warning("agreement %s: %s", self.agreement_id, reason)
 
 
+def forget_batches(node: GolemNode, activity: Activity, batches: list[PoolingBatch]) -> None:
+    """golem-core keeps every batch an activity ran (``Activity.children`` and the node's
+    resource index) for the node's life: a million tasks would be a million batches in
+    memory, and every ``activity.children`` copies the list. Once a task's batches are
+    recorded, the finished ones are let go (a batch still running stays)."""
+    index = node._resources.get(PoolingBatch, {})
+    for batch in batches:
+        if batch.done:
+            with contextlib.suppress(ValueError):
+                activity._children.remove(batch)
+            index.pop(batch.id, None)
+
+
 def _preview(result: Any, width: int = 80) -> str:
     text = repr(result)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+async def _first_of(*waits: Awaitable[Any], timeout: float) -> None:
+    """Wait until one of ``waits`` is done or ``timeout`` passed; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def _missing_execute_task(app: App) -> Any:

@@ -256,10 +256,10 @@ def supervise(standby: bool, plain: bool, **params: Any) -> None:
     if standby and not params["run_id"]:
         raise UserError("--standby needs the --run-id of the run to take over")
     options = make_options(params, standby=standby)
-    load_app(options.app)  # bad app: one line, nothing written
+    app = load_app(options.app)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
-    supervisor = Supervisor(options, dsn)
+    supervisor = Supervisor(options, dsn, app=app, schema_checked=True)
     asyncio.run(check_yagna(supervisor.yagna))
     with watched("supervise", dsn, plain, run_id=lambda: supervisor.run_id):
         click.echo(f"run {supervisor.run_id}: supervising {options.app}", err=True)
@@ -372,12 +372,15 @@ def _spawn_workers(
 def run(devnet_providers: int | None, plain: bool, **params: Any) -> None:
     """Supervise APP and work on it in this process; Ctrl+C stops everything cleanly."""
     options = make_options(params, local_only=True)
-    load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
+    app = load_app(options.app, require_execute_task=False)  # bad app: one line, nothing written
     dsn = resolve_dsn(params["dsn"]).dsn
     _check_schema(dsn)
     if devnet_providers is None:
         asyncio.run(check_yagna(YagnaSettings.from_env()))
-    runner = Runner.from_options(options, dsn=dsn, devnet_providers=devnet_providers)
+    # The runner and its supervisor are handed the app and the schema checked here.
+    runner = Runner.from_options(
+        options, dsn=dsn, devnet_providers=devnet_providers, checked_app=app
+    )
 
     def run_id() -> str | None:
         return runner.supervisor.run_id if runner.supervisor is not None else None

@@ -3,11 +3,16 @@
 ``get_tasks`` may be endless, so only ``window`` pending tasks are kept in the table at a
 time. Keys make feeding idempotent: after a restart the iterable is walked again from the
 start and tasks already stored are skipped.
+
+Feeding is on demand: after each top-up the feeder asks to be woken (LISTEN/NOTIFY) when
+the claims reach the middle of what it fed, so the window is refilled before it runs dry
+however fast workers claim; a slow poll is only the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, describe_callable
 from golem_tasks.db import access
+from golem_tasks.db.listen import Listener
 from golem_tasks.errors import UserError
 from golem_tasks.retry import patiently
 from golem_tasks.taskstore import NewTask
@@ -54,6 +60,7 @@ class Feeder:
         window: int,
         callables: CallableTasks | None = None,
         poll_s: float = 0.5,
+        wake: Listener | None = None,
     ) -> None:
         self.pool = pool
         self.run_id = run_id
@@ -61,6 +68,7 @@ class Feeder:
         self.window = window
         self.callables = callables
         self.poll_s = poll_s
+        self.wake = wake
         #: Set once every task stored by an earlier supervisor has been walked again (so
         #: callable tasks are registered before any worker may claim them).
         self.replayed = asyncio.Event()
@@ -118,11 +126,17 @@ class Feeder:
             await self._store(batch)
             position += len(batch)
         self.replayed.set()
+        signal = self.wake.signal(self.run_id) if self.wake else None
         while True:
+            seen = signal.count if signal else 0
             pending = await self._read(lambda conn: taskstore.pending_count(conn, self.run_id))
             room = min(self.window - pending, CHUNK)
             if room <= 0:
-                await asyncio.sleep(self.poll_s)
+                if signal is None:
+                    await asyncio.sleep(self.poll_s)
+                else:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(signal.wait(seen), self.poll_s)
                 continue
             batch = await self._take(items, position, room)
             await self._store(batch)
@@ -130,6 +144,7 @@ class Feeder:
             if len(batch) < room:
 
                 async def done(conn: Any) -> int:
+                    await taskstore.set_feed_wake_at(conn, self.run_id, None)
                     return await access.execute(
                         conn, "set_feed_done", run_id=self.run_id, done=True
                     )
@@ -137,3 +152,12 @@ class Feeder:
                 await self._read(done)
                 logger.info("get_tasks() exhausted after %d tasks", position)
                 return
+            # Woken when half the window is claimed (at once if claims are already past it).
+            await self._read(self._wake_at(position - 1 - self.window // 2))
+
+    def _wake_at(self, position: int) -> Callable[[Any], Awaitable[int]]:
+        async def ask(conn: Any) -> int:
+            await taskstore.set_feed_wake_at(conn, self.run_id, position)
+            return 0
+
+        return ask

@@ -114,6 +114,14 @@ class Market:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starved_since: datetime | None = None
         self._starved_warned = 0
+        #: What the last ``hire`` could not fill yet: offers that arrive meanwhile are
+        #: hired at once instead of on the supervisor's next tick.
+        self._unfilled = 0
+        self._busy: set[str] = set()
+        self._banned: set[str] = set()
+        self._agreed: set[str] = set()
+        #: The budget room of the last ``hire`` less what was reserved since (None: no limit).
+        self._room_left: Decimal | None = None
 
     # -- demand -------------------------------------------------------------------------
 
@@ -168,6 +176,7 @@ class Market:
 
     async def close(self) -> None:
         """Withdraw the demand and stop negotiating."""
+        self._unfilled = 0
         for task in [*self._tasks, *([self._collector] if self._collector else [])]:
             task.cancel()
         if self._demand is not None:
@@ -217,6 +226,7 @@ class Market:
             self.debit_note_interval_s,
         )
         self.offers[provider_id] = Offer(proposal, provider_id, name, price, terms.new_activity())
+        self._hire_unfilled()
 
     async def _record_proposal(
         self,
@@ -291,34 +301,14 @@ class Market:
             del self.offers[provider_id]
         if count <= 0:
             self._starved_since = None
+            self._unfilled = 0
             return 0
+        self._busy, self._banned, self._room_left = busy, banned, room
+        usable = self._usable()
         slots = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
-        usable = sorted(
-            (
-                offer
-                for pid, offer in self.offers.items()
-                if pid not in busy and pid not in self.negotiating
-            ),
-            key=lambda offer: offer.score,
-        )
-        chosen: list[Offer] = []
-        left = room
-        for offer in usable:
-            if len(chosen) >= slots:
-                break
-            if left is not None:
-                if offer.reserve > left:
-                    continue
-                left -= offer.reserve
-            chosen.append(offer)
-        for offer in chosen:
-            del self.offers[offer.provider_id]
-            self.negotiating.add(offer.provider_id)
-            self._reserved[offer.provider_id] = offer.reserve
-            task = asyncio.create_task(self._negotiate(offer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if usable and not chosen and slots > 0:
+        started = self._start_negotiations(count)
+        self._unfilled = count - started
+        if usable and not started and slots > 0:
             self.priced_out = True
             logger.debug(
                 "budget: %d offers, none fits the %s left", len(usable), room and room.normalize()
@@ -326,7 +316,7 @@ class Market:
             return 0
         if usable:
             self._starved_since = None
-            return len(chosen)
+            return started
         # Nobody to hire: meet providers whose offers we used up, and say so when it lasts.
         self._starved_since = self._starved_since or now
         waited = (now - self._starved_since).total_seconds()
@@ -345,6 +335,55 @@ class Market:
                 len(banned),
             )
         return 0
+
+    def hold(self) -> None:
+        """Hire nothing more until the next ``hire``: the run stops, or its supervisor lost
+        its lock (the budget and the run may no longer be its to act on)."""
+        self._unfilled = 0
+        self._room_left = Decimal(0)
+
+    def take_agreed(self) -> set[str]:
+        """Providers agreed with since the last call (the supervisor's view of live
+        agreements may predate them)."""
+        agreed, self._agreed = self._agreed, set()
+        return agreed
+
+    def _usable(self) -> list[Offer]:
+        """Offers of providers that neither work for this run nor are banned from it."""
+        return [
+            offer
+            for pid, offer in self.offers.items()
+            if pid not in self._busy and pid not in self.negotiating and pid not in self._banned
+        ]
+
+    def _hire_unfilled(self) -> None:
+        """Hire what the last ``hire`` could not, as soon as an offer or a slot is free."""
+        if self._unfilled > 0:
+            self._unfilled -= self._start_negotiations(self._unfilled)
+
+    def _start_negotiations(self, count: int) -> int:
+        """Negotiate with up to ``count`` of the cheapest usable offers whose first
+        activity fits what is left of the budget room; return how many."""
+        slots = min(count, MAX_PARALLEL_NEGOTIATIONS - len(self.negotiating))
+        chosen: list[Offer] = []
+        left = self._room_left
+        for offer in sorted(self._usable(), key=lambda offer: offer.score):
+            if len(chosen) >= slots:
+                break
+            if left is not None:
+                if offer.reserve > left:
+                    continue
+                left -= offer.reserve
+            chosen.append(offer)
+        self._room_left = left
+        for offer in chosen:
+            del self.offers[offer.provider_id]
+            self.negotiating.add(offer.provider_id)
+            self._reserved[offer.provider_id] = offer.reserve
+            task = asyncio.create_task(self._negotiate(offer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(chosen)
 
     async def _negotiate(self, offer: Offer) -> None:
         name = offer.provider_name or offer.provider_id
@@ -381,6 +420,7 @@ class Market:
                     return
                 await access.execute(conn, "approve_agreement", id=agreement.id)
             await self._decide(theirs.id, "agreed", None)
+            self._agreed.add(offer.provider_id)
             logger.info("agreement %s with %s (score %s)", agreement.id, name, offer.score)
             await self.on_agreement(agreement.id)
         except ProposalRejected as exc:
@@ -396,6 +436,8 @@ class Market:
         finally:
             self.negotiating.discard(offer.provider_id)
             self._reserved.pop(offer.provider_id, None)
+            self._busy.add(offer.provider_id)  # until the next tick says otherwise
+            self._hire_unfilled()
 
 
 async def _first_response(proposal: Proposal) -> Proposal:

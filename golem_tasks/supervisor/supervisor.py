@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import procrastinate
 import psycopg
 from golem.node import GolemNode
 from golem.resources import ResourceNotFound
@@ -32,6 +31,7 @@ from golem_tasks.clock import Clock, SystemClock
 from golem_tasks.config import YagnaSettings, describe_dsn
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool, require_schema
+from golem_tasks.db.listen import Listener
 from golem_tasks.errors import UserError
 from golem_tasks.identity import mismatch, node_id_of
 from golem_tasks.retry import is_transient, retrying
@@ -110,6 +110,7 @@ class Supervisor:
         clock: Clock | None = None,
         callables: CallableTasks | None = None,
         app: App | None = None,
+        schema_checked: bool = False,
     ) -> None:
         self.options = options
         self.dsn = dsn
@@ -122,6 +123,8 @@ class Supervisor:
         self.clock = clock or SystemClock()
         self.callables = callables
         self.app = app
+        #: The caller checked the schema already (``Runner``): one check per start is enough.
+        self.schema_checked = schema_checked
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None
@@ -129,12 +132,16 @@ class Supervisor:
         self._stop_code = EXIT_INTERRUPTED
         self._job_restarts: Counter[str] = Counter()
         self._terminate_failures: Counter[str] = Counter()
+        #: The job last dispatched for each agreement by this supervisor.
+        self._jobs: dict[str, int] = {}
         self._progress: tuple[tuple[int, ...], float] = ((), -PROGRESS_EVERY_S)
         self.started = asyncio.Event()
         self._grace_until = 0.0
         self._lock_lost = asyncio.Event()
         self._tick_task: asyncio.Future[bool] | None = None
         self._background: list[asyncio.Task[None]] = []
+        #: Hires between ticks (offers arriving): held when the run stops or the lock goes.
+        self._market: Market | None = None
         #: (agreements given up in a row with no task ending, tasks ended then)
         self._futile: tuple[int, int] | None = None
 
@@ -149,6 +156,8 @@ class Supervisor:
             self._stop_reason, self._stop_status, self._stop_code = reason, status, code
             logger.warning("stopping run %s: %s", self.run_id, reason)
         self._stop.set()
+        if self._market is not None:
+            self._market.hold()  # no offer arriving from now on is hired
 
     async def _budget_exceeded(self, reason: str) -> None:
         """The budget cannot carry the run further: stop before anything is charged that
@@ -166,8 +175,9 @@ class Supervisor:
         self.requestor_id = node_id_of(me, self.yagna.api_url)
         self.pool = await open_pool(self.dsn, max_size=8)
         try:
-            async with self.pool.connection() as conn:
-                await require_schema(conn, self.dsn)
+            if not self.schema_checked:
+                async with self.pool.connection() as conn:
+                    await require_schema(conn, self.dsn)
             self.lock = RunLock(self.dsn, self.run_id)
             try:
                 ended = await self._take_run_lock()
@@ -191,6 +201,8 @@ class Supervisor:
             if self._lock_lost.is_set() or await self.lock.check():
                 continue
             self._lock_lost.set()
+            if self._market is not None:
+                self._market.hold()
             if self._tick_task is not None:
                 self._tick_task.cancel()
             await self._stop_duties()
@@ -306,7 +318,7 @@ class Supervisor:
             api_url=self.yagna.api_url,
             app_session_id=f"golem-tasks-{self.run_id}",
         )
-        async with qapp.open_async(), node:
+        async with qapp.open_async(), node, Listener(self.dsn, "listen_feed") as feed_wake:
             self.node, self.qapp = node, qapp
             allocations = Allocations(
                 node,
@@ -343,12 +355,14 @@ class Supervisor:
                 clock=self.clock,
                 on_agreement=self._dispatch,
             )
+            self._market = market
             feeder = Feeder(
                 self.pool,
                 self.run_id,
                 app,
                 window=self.options.window(),
                 callables=self.callables,
+                wake=feed_wake,
             )
             await payments.start()
             self._payments = payments
@@ -359,6 +373,9 @@ class Supervisor:
             self._start_duties()
             try:
                 await retrying(allocations.current, what="create allocation")
+                # Offers come in while the rest starts (the first tick hires them); a
+                # failure here is retried by the ticks.
+                await _best_effort("publish the demand", market.subscribe())
                 await payments.reconcile()
                 if self.callables is not None:
                     # Callables of tasks stored before a restart exist only once re-fed.
@@ -493,7 +510,8 @@ class Supervisor:
         if standing.exposure.running and not standing.fits:
             await self._budget_exceeded(standing.reason())
             return False
-        busy = {row["provider_id"] for row in live} | market.negotiating
+        # Agreements made since ``live`` was read are in neither set: count them too.
+        busy = {row["provider_id"] for row in live} | market.negotiating | market.take_agreed()
         await market.hire(
             max(want - len(busy), 0),
             busy,
@@ -608,6 +626,7 @@ class Supervisor:
             self.qapp, queue=self.queue_name, run_id=self.run_id, agreement_id=agreement_id
         )
         if job_id is not None:
+            self._jobs[agreement_id] = job_id
             async with self.pool.connection() as conn:
                 await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
         else:
@@ -621,6 +640,20 @@ class Supervisor:
         """
         async with self.pool.connection() as conn:
             rows = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+        # A job dispatched since the rows were read is not in them yet.
+        job_ids = {row["id"]: row["job_id"] or self._jobs.get(row["id"]) for row in rows}
+        states = await self._job_states([i for i in job_ids.values() if i is not None])
+        # A job that ended after the rows were read stopped its activity before it ended:
+        # read again what the rows said of the activities of ended jobs.
+        if any(
+            states.get(job_ids[row["id"]] or -1) != "alive"
+            and row["activity_status"] not in ("stopped", "failed")
+            for row in rows
+        ):
+            async with self.pool.connection() as conn:
+                fresh = await access.all_rows(conn, "live_agreements", run_id=self.run_id)
+            latest = {row["id"]: row for row in fresh}
+            rows = [latest.get(row["id"], row) for row in rows]
         live = []
         for row in rows:
             agreement_id = row["id"]
@@ -634,7 +667,8 @@ class Supervisor:
             if row["terminate_reason"]:
                 await self._terminate(agreement_id, row["terminate_reason"])
                 continue
-            job = await self._job_state(row["job_id"])
+            job_id = job_ids[agreement_id]
+            job = "none" if job_id is None else states.get(job_id, "ended")
             if job == "alive":
                 if row["activity_status"] == "ready":
                     self._job_restarts.pop(agreement_id, None)  # it makes progress
@@ -688,17 +722,21 @@ class Supervisor:
         await self._terminate(row["id"], f"not approved (state {state})")
         return False
 
-    async def _job_state(self, job_id: int | None) -> str:
-        """alive, aborted (its worker shut down), ended, or none."""
-        if job_id is None:
-            return "none"
-        try:
-            status = await queue.job_status(self.qapp, job_id)
-        except procrastinate.exceptions.NoResult:
-            return "ended"  # finished and deleted
-        if status in queue.LIVE_STATUSES:
-            return "alive"
-        return "aborted" if status == queue.Status.ABORTED else "ended"
+    async def _job_states(self, job_ids: list[int]) -> dict[int, str]:
+        """alive, aborted (its worker shut down) or ended, by job id, in one query; a job
+        not in the answer has ended (finished jobs are deleted)."""
+        if not job_ids:
+            return {}
+        async with self.pool.connection() as conn:
+            rows = await access.all_rows(conn, "job_statuses", ids=job_ids)
+        states = {}
+        for row in rows:
+            status = queue.Status(row["status"])
+            if status in queue.LIVE_STATUSES:
+                states[row["id"]] = "alive"
+            else:
+                states[row["id"]] = "aborted" if status == queue.Status.ABORTED else "ended"
+        return states
 
     async def _terminate(self, agreement_id: str, reason: str) -> None:
         """Terminate on yagna, then record it; a failure is retried on the next tick."""

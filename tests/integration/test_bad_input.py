@@ -145,6 +145,61 @@ async def test_worker_children_get_no_secret_on_their_command_line(
         assert workers.proc.returncode == 0, workers.output()
 
 
+REFUSE_RESULT_9 = """
+CREATE FUNCTION tasks.refuse_result_9() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.result = '9'::jsonb THEN RAISE EXCEPTION 'result 9 refused by a test trigger'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_result_9 BEFORE UPDATE ON tasks.task
+    FOR EACH ROW EXECUTE FUNCTION tasks.refuse_result_9();
+"""
+
+
+async def test_one_refused_result_among_concurrent_drivers_fails_only_its_task(
+    installed_dsn: str, tmp_path: Path
+) -> None:
+    """Drivers of a worker process store results and claim in shared statements: task 5's
+    NUL and task 9's result (refused by PostgreSQL itself) fail those tasks' attempts only;
+    every other task is done at its first attempt."""
+    with psycopg.connect(installed_dsn, autocommit=True) as conn:
+        conn.execute(REFUSE_RESULT_9)
+    async with devnet(providers=6, seed=12) as net:
+        env = env_for(net, installed_dsn)
+        cli = await Cli.start(
+            "run",
+            "tests/apps/one_bad.py",
+            "--workers",
+            "6",
+            "--run-id",
+            "one-bad",
+            env=env,
+            log=tmp_path / "run.log",
+        )
+        assert await cli.wait(150) == 1, cli.output()
+        await audit_run(net, installed_dsn, "one-bad")
+    tasks = await rows(
+        installed_dsn,
+        "SELECT key, status, result, attempts, error FROM tasks.task WHERE run_id = 'one-bad' "
+        "ORDER BY position",
+    )
+    assert len(tasks) == 24
+    for task in tasks:
+        if task["key"] in ("5", "9"):
+            assert (task["status"], task["attempts"]) == ("failed", 2), task
+        else:
+            assert (task["status"], task["result"], task["attempts"]) == (
+                "done",
+                int(task["key"]),
+                1,
+            ), task
+    by_key = {task["key"]: task for task in tasks}
+    assert "has a NUL character (\\u0000) in ['stdout']" in by_key["5"]["error"]
+    assert by_key["9"]["error"].startswith(
+        "its result could not be stored: RaiseException: result 9 refused by a test trigger"
+    )
+
+
 REFUSE_RESULT_3 = """
 CREATE FUNCTION tasks.refuse_result_3() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -57,3 +57,9 @@ VALUES (%(run_id)s, %(source)s, %(kind)s, %(message)s, %(agreement_id)s, %(activ
 INSERT INTO tasks.results_history (run_id, at, results_cnt)
 VALUES (%(run_id)s, %(at)s, %(results_cnt)s)
 ON CONFLICT (run_id, at) DO NOTHING;
+
+-- name: job_statuses
+-- The procrastinate jobs of many agreements in one query (the supervisor checks them every
+-- tick); a job that is not listed has ended and been deleted.
+SELECT id, status::text AS status FROM procrastinate.procrastinate_jobs
+WHERE id = ANY(%(ids)s::bigint[]);

@@ -33,21 +33,73 @@ FROM tasks.task WHERE run_id = %(run_id)s;
 SELECT count(*) AS pending FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending';
 
 -- name: claim_task
--- The next pending task in feed order; concurrent claimers skip each other's rows.
-WITH next AS (
-    SELECT id FROM tasks.task
-    WHERE run_id = %(run_id)s AND status = 'pending'
-    ORDER BY position
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+-- Complete and claim for several activities of one run at once (a worker process batches
+-- its drivers' requests: one round trip for all of them). Each input row may complete the
+-- activity's previous task (task_id; only if its claim is still current, as complete_task)
+-- with the result's batches, and may ask for the activity's next task (claim_next). Next
+-- tasks are the first pending ones in feed order; concurrent claimers skip each other's
+-- rows. The claim that reaches the feeder's wake-up position clears it and wakes the
+-- feeder (see 0006_task_signals.sql). Rows: 'done' for each result stored, 'claimed' for
+-- each task claimed (by activity_id).
+WITH input AS (
+    SELECT *
+    FROM unnest(%(task_ids)s::bigint[], %(activity_ids)s::text[], %(attempts)s::integer[],
+                %(results)s::jsonb[], %(claim_next)s::boolean[])
+         WITH ORDINALITY AS i(task_id, activity_id, attempt, result, claim_next, n)
+), done AS (
+    UPDATE tasks.task t
+    SET status = 'done', result = i.result, error = NULL, lease_until = NULL,
+        finished_at = now()
+    FROM input i
+    WHERE t.id = i.task_id AND t.status = 'claimed' AND t.activity_id = i.activity_id
+      AND t.attempts = i.attempt
+    RETURNING t.id, t.activity_id, t.attempts
+), batches AS (
+    INSERT INTO tasks.batch (id, run_id, activity_id, task_id, attempt)
+    SELECT b.id, %(run_id)s, done.activity_id, done.id, done.attempts
+    FROM unnest(%(batch_task_ids)s::bigint[], %(batch_ids)s::text[]) AS b(task_id, id)
+    JOIN done ON done.id = b.task_id
+    ON CONFLICT (id) DO NOTHING
+), wanted AS (
+    SELECT activity_id, row_number() OVER (ORDER BY n) AS k FROM input WHERE claim_next
+), next AS (
+    SELECT id, row_number() OVER (ORDER BY position) AS k
+    FROM (
+        SELECT id, position FROM tasks.task
+        WHERE run_id = %(run_id)s AND status = 'pending'
+        ORDER BY position
+        LIMIT (SELECT count(*) FROM wanted)
+        FOR UPDATE SKIP LOCKED
+    ) AS free
+), claimed AS (
+    UPDATE tasks.task t
+    SET status = 'claimed', attempts = t.attempts + 1, activity_id = w.activity_id,
+        claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
+        started_at = coalesce(t.started_at, now())
+    FROM next JOIN wanted w USING (k)
+    WHERE t.id = next.id
+    RETURNING t.id, t.activity_id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s,
+              t.position
+), wake AS (
+    UPDATE tasks.run SET feed_wake_at = NULL
+    WHERE id = %(run_id)s AND feed_wake_at <= (SELECT max(position) FROM claimed)
+    RETURNING pg_notify('golem_tasks_feed', id)
 )
-UPDATE tasks.task t
-SET status = 'claimed', attempts = t.attempts + 1, activity_id = %(activity_id)s,
-    claimed_at = now(), lease_until = now() + make_interval(secs => %(lease_s)s),
-    started_at = coalesce(t.started_at, now())
-FROM next
-WHERE t.id = next.id
-RETURNING t.id, t.key, t.data, t.attempts, t.max_attempts, t.timeout_s;
+SELECT 'done' AS kind, id, activity_id, NULL::text AS key, NULL::jsonb AS data, attempts,
+       NULL::integer AS max_attempts, NULL::double precision AS timeout_s
+FROM done
+UNION ALL
+SELECT 'claimed', id, activity_id, key, data, attempts, max_attempts, timeout_s
+FROM claimed;
+
+-- name: set_feed_wake_at
+UPDATE tasks.run SET feed_wake_at = %(position)s WHERE id = %(run_id)s;
+
+-- name: listen_feed
+LISTEN golem_tasks_feed;
+
+-- name: listen_pending
+LISTEN golem_tasks_pending;
 
 -- name: complete_task
 UPDATE tasks.task
@@ -91,13 +143,19 @@ ON CONFLICT (id) DO NOTHING;
 
 -- name: renew_leases
 -- The driving worker's heartbeat: its activities are alive and their claims stay its own.
+-- A claim row locked right now is being completed or claimed (which sets its lease): it is
+-- skipped, so that the heartbeat never waits for, or deadlocks with, the claim statements.
 WITH seen AS (
     UPDATE tasks.activity SET heartbeat_at = now()
     WHERE id = ANY(%(activity_ids)s::text[])
     RETURNING id
+), held AS (
+    SELECT id FROM tasks.task
+    WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed'
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE tasks.task SET lease_until = now() + make_interval(secs => %(lease_s)s)
-WHERE activity_id IN (SELECT id FROM seen) AND status = 'claimed';
+WHERE id IN (SELECT id FROM held);
 
 -- name: release_activity_claims
 -- An activity that stops gives its claimed tasks back. When the activity broke (provider
