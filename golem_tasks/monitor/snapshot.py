@@ -9,11 +9,10 @@ from typing import Any
 
 import psycopg
 
-from golem_tasks import taskstore
 from golem_tasks.db import access
 from golem_tasks.errors import UserError
-from golem_tasks.store import ledger
-from golem_tasks.taskstore import TaskCounts
+from golem_tasks.store import ledger, tasks
+from golem_tasks.store.tasks import TaskCounts
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ async def snapshot(
             raise UserError(f"no run {run_id!r} in this database")
         return RunSnapshot(
             run=run,
-            counts=await taskstore.counts(conn, run_id),
+            counts=await tasks.counts(conn, run_id),
             spend=await access.one(conn, "run_spend", run_id=run_id) or {},
             spent_last_hour=await ledger.spent_last_hour(conn, run_id, now),
             market=await access.one(conn, "run_market", run_id=run_id) or {},

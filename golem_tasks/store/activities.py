@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from golem_tasks import taskstore
 from golem_tasks.db import access
 from golem_tasks.db.types import Connection
 from golem_tasks.errors import storable
+from golem_tasks.store import tasks
 from golem_tasks.store.records import Activity, ActivityStatus
 
 
@@ -48,7 +48,7 @@ async def end(
     again in this run), ``stopped`` otherwise.
     """
     async with conn.transaction():
-        await taskstore.release_activity(
+        await tasks.release_activity(
             conn, activity_id, f"activity ended: {reason}", count_attempt=count_attempt
         )
         await access.execute(

@@ -9,6 +9,7 @@ from typing import Any
 
 from golem_tasks.db import access
 from golem_tasks.db.types import Connection
+from golem_tasks.store import tasks
 from golem_tasks.store.records import Run, RunStatus
 
 
@@ -52,6 +53,18 @@ async def resume(conn: Connection, options: RunOptions) -> None:
 async def get(conn: Connection, run_id: str) -> Run | None:
     row = await access.one(conn, "get_run", run_id=run_id)
     return Run.from_row(row) if row is not None else None
+
+
+async def progress(conn: Connection, run_id: str) -> tuple[Run, int]:
+    """The run's row, then its open tasks, in that order. The feeder stores its last tasks
+    before it marks the feed done, so a run read as fully fed is never paired with a count
+    from before its last tasks were stored (the other way round, a tick could see every
+    task "ended" while the last ones were being stored, and end the run with them pending).
+    """
+    run = await get(conn, run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} is not in the database")
+    return run, await tasks.open_count(conn, run_id)
 
 
 async def latest(conn: Connection) -> Run | None:

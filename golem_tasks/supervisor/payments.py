@@ -30,7 +30,7 @@ from ya_payment import models
 from golem_tasks.clock import Clock
 from golem_tasks.db.types import Pool
 from golem_tasks.retry import NOT_IMPLEMENTED, is_transient, retrying
-from golem_tasks.store import activities, errors, ledger, market
+from golem_tasks.store import activities, agreements, errors, ledger
 from golem_tasks.supervisor.allocations import Allocations
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ class Payments:
         (also those given up on: a periodic, bounded retry)."""
         api = get_requestor_api(DebitNote, self.node)
         async with self.pool.connection() as conn:
-            ours = await market.run_agreement_ids(conn, self.run_id)
+            ours = await agreements.run_ids(conn, self.run_id)
         since = self.run_start - timedelta(minutes=5)
         waiting: list[tuple[datetime, int, str]] = []
         for index, kind in enumerate(KINDS):
@@ -296,7 +296,7 @@ class Payments:
 
     async def _ours(self, agreement_id: str) -> bool:
         async with self.pool.connection() as conn:
-            agreement = await market.get_agreement(conn, agreement_id)
+            agreement = await agreements.get(conn, agreement_id)
         return agreement is not None and agreement.run_id == self.run_id
 
     async def _settle(
@@ -381,10 +381,10 @@ class Payments:
             # the agreement still ends and its provider is still never hired again.
             message += " (yagna does not implement rejecting it: left unaccepted)"
         async with self.pool.connection() as conn:
-            await market.request_agreement_end(conn, agreement_id, message, avoid=True)
+            await agreements.request_end(conn, agreement_id, message, avoid=True)
             # Also when the agreement has ended already (always so for an invoice), which
             # the end request leaves alone: its provider is never hired again.
-            await market.avoid_provider_of(conn, agreement_id, message)
+            await agreements.avoid_provider_of(conn, agreement_id, message)
             if decision.known:
                 return  # decided before a crash, told to yagna only now: recorded before
             logger.warning("%s", message)
@@ -417,7 +417,7 @@ class Payments:
             agreement_id = await activities.request_stop(conn, activity_id, reason)
             if agreement_id is not None:
                 logger.info("stopping activity %s: %s", activity_id, reason)
-                await market.avoid_provider_of(conn, agreement_id, reason)
+                await agreements.avoid_provider_of(conn, agreement_id, reason)
                 await errors.record(
                     conn,
                     self.run_id,

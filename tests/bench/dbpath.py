@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from golem_tasks import taskstore
 from golem_tasks.db.connect import connect, connection, open_pool
 from golem_tasks.db.queries import queries
-from golem_tasks.taskstore import ClaimRequest, NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import ClaimRequest, NewTask
 from tests.helpers import make_run
 from workers.claims import ClaimBatcher
 

@@ -1,4 +1,5 @@
-"""The market side of a run: demands, proposals, agreements and the jobs that drive them."""
+"""Agreements, and the market side that leads to them: demands and proposals; and the jobs
+that drive agreements."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ async def insert_proposal(
     demand_id: str,
     parent_id: str | None,
     issuer: str,
-    provider_id: str,
+    provider_id: str | None,
     provider_name: str | None,
     properties: dict[str, Any],
     constraints: str,
@@ -89,7 +90,7 @@ async def decide_proposal(
     )
 
 
-async def insert_agreement(
+async def insert(
     conn: Connection,
     *,
     id: str,
@@ -111,19 +112,17 @@ async def insert_agreement(
     )
 
 
-async def approve_agreement(conn: Connection, agreement_id: str) -> None:
+async def approve(conn: Connection, agreement_id: str) -> None:
     """A pending agreement the provider approved."""
     await access.execute(conn, "approve_agreement", id=agreement_id)
 
 
-async def reject_agreement(conn: Connection, agreement_id: str, reason: str) -> None:
+async def reject(conn: Connection, agreement_id: str, reason: str) -> None:
     """A pending agreement the provider rejected: its provider is not hired again."""
     await access.execute(conn, "reject_agreement", id=agreement_id, reason=reason)
 
 
-async def request_agreement_end(
-    conn: Connection, agreement_id: str, reason: str, *, avoid: bool
-) -> None:
+async def request_end(conn: Connection, agreement_id: str, reason: str, *, avoid: bool) -> None:
     """Anyone who learns that an agreement is over says why; the supervisor then
     terminates it. With ``avoid`` its provider is not hired again in this run."""
     await access.execute(conn, "request_agreement_end", id=agreement_id, reason=reason, avoid=avoid)
@@ -134,21 +133,21 @@ async def avoid_provider_of(conn: Connection, agreement_id: str, reason: str) ->
     await access.execute(conn, "avoid_provider_of", id=agreement_id, reason=reason)
 
 
-async def agreement_terminated(conn: Connection, agreement_id: str, reason: str) -> None:
+async def terminated(conn: Connection, agreement_id: str, reason: str) -> None:
     await access.execute(conn, "mark_agreement_terminated", id=agreement_id, reason=reason)
 
 
-async def set_agreement_job(conn: Connection, agreement_id: str, job_id: int) -> None:
+async def set_job(conn: Connection, agreement_id: str, job_id: int) -> None:
     """The procrastinate job that drives the agreement."""
     await access.execute(conn, "set_agreement_job", id=agreement_id, job_id=job_id)
 
 
-async def get_agreement(conn: Connection, agreement_id: str) -> Agreement | None:
+async def get(conn: Connection, agreement_id: str) -> Agreement | None:
     row = await access.one(conn, "get_agreement", id=agreement_id)
     return Agreement.from_row(row) if row is not None else None
 
 
-async def live_agreements(conn: Connection, run_id: str) -> list[LiveAgreement]:
+async def live(conn: Connection, run_id: str) -> list[LiveAgreement]:
     """Agreements that hold (or are about to hold) a provider for the run, oldest first."""
     rows = await access.all_rows(conn, "live_agreements", run_id=run_id)
     return [LiveAgreement.from_row(row) for row in rows]
@@ -162,11 +161,18 @@ async def avoided_providers(conn: Connection, run_id: str) -> set[str]:
     }
 
 
-async def agreements_without_invoice(conn: Connection, run_id: str) -> list[str]:
+async def without_invoice(conn: Connection, run_id: str) -> list[str]:
     """Approved agreements of the run that ended and whose invoice has not come."""
     rows = await access.all_rows(conn, "agreement_ids_without_invoice", run_id=run_id)
     return [row["id"] for row in rows]
 
 
-async def run_agreement_ids(conn: Connection, run_id: str) -> set[str]:
+async def run_ids(conn: Connection, run_id: str) -> set[str]:
     return {row["id"] for row in await access.all_rows(conn, "run_agreement_ids", run_id=run_id)}
+
+
+async def job_statuses(conn: Connection, job_ids: list[int]) -> dict[int, str]:
+    """The procrastinate status of the jobs of many agreements in one query; a job that is
+    not in the answer has ended and been deleted."""
+    rows = await access.all_rows(conn, "job_statuses", ids=job_ids)
+    return {row["id"]: row["status"] for row in rows}
