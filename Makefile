@@ -33,9 +33,13 @@ compress: install
 test: install
 	$(BIN)/pytest -q
 
+# Style, types (mypy, configured in pyproject.toml) and the import contracts
+# (import-linter: imports go one way, the devnet stands on its own).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -9,7 +9,7 @@ import time
 from typing import TextIO
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from golem_tasks.cli.options import checked_run_id, dsn_option
@@ -101,7 +101,7 @@ def show(
         echo_json(views.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities))))
         return
 
-    def view() -> object:
+    def view() -> RenderableType:
         return render.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities)))
 
     if not follow:

@@ -7,9 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
 from golem_tasks.store import ledger, tasks
 from golem_tasks.store.tasks import TaskCounts
@@ -55,7 +54,7 @@ class RunSnapshot:
         return self.counts.open / (self.counts.done / self.elapsed_s)
 
 
-async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> str:
+async def resolve_run_id(conn: Connection, run_id: str | None) -> str:
     """The given run, or the most recent one; a user error when there is none."""
     if run_id:
         if await access.one(conn, "get_run", run_id=run_id) is None:
@@ -68,7 +67,7 @@ async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> s
 
 
 async def snapshot(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     *,
     activities: int = 20,
@@ -79,7 +78,7 @@ async def snapshot(
     """The run as of one moment; ``providers`` and ``timeline`` (points) when above 0."""
     async with conn.transaction():
         await access.execute(conn, "read_only_snapshot")
-        now = (await access.one(conn, "db_now"))["now"]
+        now = (await access.the_row(conn, "db_now"))["now"]
         run = await access.one(conn, "get_run", run_id=run_id)
         if run is None:
             raise UserError(f"no run {run_id!r} in this database")

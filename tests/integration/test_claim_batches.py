@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from golem_tasks.db.connect import connection, open_pool
+from golem_tasks.db.embedded import EmbeddedPostgres
 from golem_tasks.db.listen import Listener
-from golem_tasks.embedded import EmbeddedPostgres
 from golem_tasks.retry import patiently
 from golem_tasks.store import tasks as taskstore
 from golem_tasks.store.tasks import Claim, ClaimRequest, NewTask
