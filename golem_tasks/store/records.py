@@ -32,6 +32,13 @@ class RunStatus(StrEnum):
         return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED)
 
 
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class AgreementStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

@@ -20,6 +20,7 @@ from golem_tasks.db import access
 from golem_tasks.db.types import Connection, Row
 from golem_tasks.errors import storable
 from golem_tasks.store import errors
+from golem_tasks.store.records import TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ async def complete(
 
 async def fail(
     conn: Connection, claim: Claim, error: str, batch_ids: Sequence[str] = ()
-) -> str | None:
+) -> TaskStatus | None:
     """Record a failed attempt; return the task's new status (``None`` for a stale claim)."""
     async with conn.transaction():
         row = await access.one(
@@ -333,7 +334,7 @@ async def fail(
             activity_id=claim.activity_id,
             task_id=claim.task_id,
         )
-    return str(row["status"])
+    return TaskStatus(row["status"])
 
 
 async def renew_leases(
@@ -345,7 +346,7 @@ async def renew_leases(
 
 async def release_activity(
     conn: Connection, activity_id: str, error: str, *, count_attempt: bool = True
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, TaskStatus]]:
     """Give back every task the activity still holds (see the query for ``count_attempt``)."""
     rows = await access.all_rows(
         conn,
@@ -354,13 +355,13 @@ async def release_activity(
         error=storable(error),
         count_attempt=count_attempt,
     )
-    return [(row["id"], row["status"]) for row in rows]
+    return [(row["id"], TaskStatus(row["status"])) for row in rows]
 
 
-async def requeue_expired(conn: Connection, run_id: str) -> list[tuple[int, str]]:
+async def requeue_expired(conn: Connection, run_id: str) -> list[tuple[int, TaskStatus]]:
     """Free claims whose worker stopped renewing them."""
     rows = await access.all_rows(conn, "requeue_expired_claims", run_id=run_id)
-    return [(row["id"], row["status"]) for row in rows]
+    return [(row["id"], TaskStatus(row["status"])) for row in rows]
 
 
 async def count_results_having(conn: Connection, run_id: str, field: str) -> int:
