@@ -175,7 +175,7 @@ class Payments:
         cost (an accepted debit note) or note that an invoice came."""
         kind = kind_of(document)
         data: models.DebitNote | models.Invoice = await retrying(
-            lambda: document.get_data(force=True), what=f"get {kind.name}"
+            lambda: document.get_data(force=True), what=f"get {kind.ledger.name}"
         )
         if not await self._ours(data.agreement_id):
             return
