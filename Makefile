@@ -77,4 +77,4 @@ record-yagna: install
 	$(BIN)/python -m tests.conformance.record_yagna --yagna $(YAGNA_VENV)/bin/yagna
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache *.egg-info
