@@ -351,13 +351,14 @@ def test_rpc_upload_and_download_move_bytes(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(folder / "gftp"), "server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None
 
     def call(method: str, **params: Any) -> dict[str, Any]:
         request = {"jsonrpc": "2.0", "id": method, "method": method, "params": params}
-        process.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
-        process.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(process.stdout.readline())  # type: ignore[union-attr]
+        stdin.write(json.dumps(request).encode() + b"\n")
+        stdin.flush()
+        return json.loads(stdout.readline())
 
     try:
         [link] = call("publish", files=[str(source)])["result"]
@@ -370,5 +371,5 @@ def test_rpc_upload_and_download_move_bytes(tmp_path: Path) -> None:
         gone = call("download", url=link["url"], output_file=str(tmp_path / "d.bin"))
         assert gone["error"]["message"].startswith("GSB error: endpoint address not found")
     finally:
-        process.stdin.close()
+        stdin.close()
         assert process.wait(timeout=10) == 0  # stdin closed: the server ends
