@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -9,17 +10,42 @@ from typing import Any
 import click
 
 from golem_tasks import __version__
-from golem_tasks.cli.admin import db, install
-from golem_tasks.cli.devnet import devnet
-from golem_tasks.cli.monitor import dashboard, list_runs, report, results, show, summary
-from golem_tasks.cli.runs import run, supervise, worker
 from golem_tasks.errors import UserError
 
 logger = logging.getLogger("golem_tasks")
 
+#: Where each command lives, imported only when it is used: ``summary`` and ``show`` need
+#: neither golem-core nor the supervisor, whose imports cost most of a second.
+COMMANDS = {
+    "install": "golem_tasks.cli.admin:install",
+    "db": "golem_tasks.cli.admin:db",
+    "supervise": "golem_tasks.cli.runs:supervise",
+    "worker": "golem_tasks.cli.runs:worker",
+    "run": "golem_tasks.cli.runs:run",
+    "runs": "golem_tasks.cli.monitor:list_runs",
+    "summary": "golem_tasks.cli.monitor:summary",
+    "show": "golem_tasks.cli.monitor:show",
+    "results": "golem_tasks.cli.monitor:results",
+    "dashboard": "golem_tasks.cli.monitor:dashboard",
+    "report": "golem_tasks.cli.monitor:report",
+    "devnet": "golem_tasks.cli.devnet:devnet",
+}
+
 
 class Cli(click.Group):
-    """Turns user errors into one line on stderr and exit status 2 (tracebacks with -v)."""
+    """Turns user errors into one line on stderr and exit status 2 (tracebacks with -v);
+    loads each command's module when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, name = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command) and command.name == cmd_name
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,23 +73,6 @@ def cli(verbose: bool) -> None:
         # Its warnings are every reconnection attempt while a database restarts; ours say
         # it once.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-
-
-for command in (
-    install,
-    db,
-    supervise,
-    worker,
-    run,
-    list_runs,
-    summary,
-    show,
-    results,
-    dashboard,
-    report,
-):
-    cli.add_command(command)
-cli.add_command(devnet)
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ from golem_tasks.db.types import Connection
 
 #: The PostgreSQL schema that holds procrastinate's tables and functions.
 PROCRASTINATE_SCHEMA = "procrastinate"
+#: The migration version procrastinate's schema is installed as.
+PROCRASTINATE_VERSION = 2
 _FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
@@ -58,13 +60,21 @@ def from_directory(path: Path) -> list[Migration]:
 def _procrastinate_schema() -> Migration:
     from procrastinate.schema import SchemaManager
 
-    return Migration(2, "procrastinate_schema", SchemaManager.get_schema(), PROCRASTINATE_SCHEMA)
+    return Migration(
+        PROCRASTINATE_VERSION,
+        "procrastinate_schema",
+        SchemaManager.get_schema(),
+        PROCRASTINATE_SCHEMA,
+    )
+
+
+def _directory() -> Path:
+    return Path(str(resources.files("golem_tasks.db").joinpath("migrations")))
 
 
 def bundled() -> list[Migration]:
     """Every migration this version of golem-tasks knows, in order."""
-    directory = Path(str(resources.files("golem_tasks.db").joinpath("migrations")))
-    migrations = [*from_directory(directory), _procrastinate_schema()]
+    migrations = [*from_directory(_directory()), _procrastinate_schema()]
     migrations.sort(key=lambda m: m.version)
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
@@ -73,7 +83,13 @@ def bundled() -> list[Migration]:
 
 
 def latest_version(migrations: Sequence[Migration] | None = None) -> int:
-    return max(m.version for m in (migrations or bundled()))
+    if migrations is None:
+        # From the file names alone: every command checks the schema, and loading
+        # procrastinate's schema only to learn its fixed version costs a tenth of a second.
+        names = (entry.name for entry in _directory().iterdir())
+        found = [int(match["version"]) for name in names if (match := _FILE.match(name))]
+        return max([*found, PROCRASTINATE_VERSION])
+    return max(m.version for m in migrations)
 
 
 async def current_version(conn: Connection) -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 from golem_tasks.db import access
 from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
-from golem_tasks.store import ledger, tasks
+from golem_tasks.store import ledger
 from golem_tasks.store.tasks import TaskCounts
 
 
@@ -66,6 +66,12 @@ async def resolve_run_id(conn: Connection, run_id: str | None) -> str:
     return str(row["id"])
 
 
+async def _counts(conn: Connection, run_id: str) -> TaskCounts:
+    """The run's tasks by status, read from its tallies (not from every task row)."""
+    row = await access.the_row(conn, "run_task_counts", run_id=run_id)
+    return TaskCounts(**{k: int(v) for k, v in row.items()})
+
+
 async def snapshot(
     conn: Connection,
     run_id: str,
@@ -84,7 +90,7 @@ async def snapshot(
             raise UserError(f"no run {run_id!r} in this database")
         return RunSnapshot(
             run=run,
-            counts=await tasks.counts(conn, run_id),
+            counts=await _counts(conn, run_id),
             spend=await access.one(conn, "run_spend", run_id=run_id) or {},
             spent_last_hour=await ledger.spent_last_hour(conn, run_id, now),
             market=await access.one(conn, "run_market", run_id=run_id) or {},

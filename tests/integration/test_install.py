@@ -25,6 +25,8 @@ RUN_MODEL_TABLES = {
     "task",
     "results_history",
     "error",
+    "tally",
+    "tally_delta",
     "schema_migration",
 }
 

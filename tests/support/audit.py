@@ -4,7 +4,8 @@ network itself.
 The ledger's accepted spend must equal what the devnet's allocations say was spent (to the
 last wei, as Decimal), no debit note or invoice may be left undecided (on the devnet: none
 still RECEIVED; in our tables: each one decided, and decided as the devnet says), nothing
-may be left alive on the devnet, and no task may be done twice.
+may be left alive on the devnet, no task may be done twice, and the views' tallies must
+equal a direct count of the rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from golem_tasks.devnet import Devnet
+from tests.support.tallies import tally_mismatches
 
 PAYMENT = "/payment-api/v1"
 #: How the devnet's status of a document maps to our stored decision.
@@ -153,6 +155,8 @@ async def audit_run(net: Devnet, dsn: str, run_id: str) -> AuditFigures:
     duplicated = len(done_keys) - len(set(done_keys))
     if duplicated:
         problems.append(f"{duplicated} task keys done more than once")
+    # The views' tallies: equal to a direct count of the rows.
+    problems += await tally_mismatches(dsn, run_id)
     run = (await _rows(dsn, "SELECT budget_per_hour FROM tasks.run WHERE id = %s", run_id))[0]
     figures = AuditFigures(
         tasks=len(tasks),

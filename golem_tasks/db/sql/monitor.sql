@@ -2,15 +2,17 @@
 -- /metrics and `report`.
 
 -- name: list_runs
--- The most recent runs with their task counts (one pass over each run's tasks).
+-- The most recent runs with their task counts: stored and done from the tallies of
+-- migration 0009, failed (few) from the index.
 SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.workers,
        r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT count(*) AS tasks,
-           count(*) FILTER (WHERE t.status = 'done') AS done,
-           count(*) FILTER (WHERE t.status = 'failed') AS failed
-    FROM tasks.task t WHERE t.run_id = r.id) AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS tasks,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           (SELECT count(*) FROM tasks.task f WHERE f.run_id = r.id AND f.status = 'failed')
+               AS failed
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 ORDER BY r.created_at DESC LIMIT %(limit)s;
 
 -- name: list_run
@@ -19,29 +21,37 @@ SELECT r.id, r.app, r.status, r.stop_reason, r.created_at, r.finished_at, r.work
        r.budget_per_hour, r.feed_done, c.tasks, c.done, c.failed
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT count(*) AS tasks,
-           count(*) FILTER (WHERE t.status = 'done') AS done,
-           count(*) FILTER (WHERE t.status = 'failed') AS failed
-    FROM tasks.task t WHERE t.run_id = r.id) AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS tasks,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           (SELECT count(*) FROM tasks.task f WHERE f.run_id = r.id AND f.status = 'failed')
+               AS failed
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 WHERE r.id = %(run_id)s;
 
 -- name: run_spend
 -- What the run accepted and its documents by decision ('refused': decided again when it
--- comes back, as before 0003; 'rejected': for good): one pass over each table's index.
-SELECT n.accepted + i.accepted AS accepted,
-       n.total AS debit_notes, n.refused + n.rejected AS refused_notes,
-       n.refused AS notes_refused, n.rejected AS notes_rejected,
-       i.total AS invoices, i.total - i.refused - i.rejected AS accepted_invoices,
-       i.refused AS invoices_refused, i.rejected AS invoices_rejected,
+-- comes back, as before 0003; 'rejected': for good), from the run's document tallies.
+SELECT d.notes_accepted_glm + d.invoices_accepted_glm AS accepted,
+       d.debit_notes, d.notes_refused + d.notes_rejected AS refused_notes,
+       d.notes_refused, d.notes_rejected,
+       d.invoices, d.invoices - d.invoices_refused - d.invoices_rejected AS accepted_invoices,
+       d.invoices_refused, d.invoices_rejected,
        (SELECT count(*) FROM tasks.allocation WHERE run_id = %(run_id)s) AS allocations
-FROM (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
-             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
-             count(*) FILTER (WHERE status = 'rejected') AS rejected
-      FROM tasks.debit_note WHERE run_id = %(run_id)s) AS n,
-     (SELECT coalesce(sum(increment) FILTER (WHERE status = 'accepted'), 0) AS accepted,
-             count(*) AS total, count(*) FILTER (WHERE status = 'refused') AS refused,
-             count(*) FILTER (WHERE status = 'rejected') AS rejected
-      FROM tasks.invoice WHERE run_id = %(run_id)s) AS i;
+FROM (SELECT coalesce(sum(amount) FILTER (WHERE status = 'debit_note:accepted'), 0)
+                 AS notes_accepted_glm,
+             coalesce(sum(amount) FILTER (WHERE status = 'invoice:accepted'), 0)
+                 AS invoices_accepted_glm,
+             coalesce(sum(n) FILTER (WHERE split_part(status, ':', 1) = 'debit_note'), 0)
+                 AS debit_notes,
+             coalesce(sum(n) FILTER (WHERE status = 'debit_note:refused'), 0) AS notes_refused,
+             coalesce(sum(n) FILTER (WHERE status = 'debit_note:rejected'), 0)
+                 AS notes_rejected,
+             coalesce(sum(n) FILTER (WHERE split_part(status, ':', 1) = 'invoice'), 0)
+                 AS invoices,
+             coalesce(sum(n) FILTER (WHERE status = 'invoice:refused'), 0) AS invoices_refused,
+             coalesce(sum(n) FILTER (WHERE status = 'invoice:rejected'), 0)
+                 AS invoices_rejected
+      FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'document') AS d;
 
 -- name: run_market
 -- Market and activity counts; "ready" activities are the ones working.
@@ -52,7 +62,8 @@ SELECT (SELECT count(*) FROM tasks.proposal WHERE run_id = %(run_id)s
         WHERE run_id = %(run_id)s AND status = 'approved') AS live_agreements,
        act.activities, act.working_activities, act.new_activities, act.deploying_activities,
        act.stopped_activities, act.failed_activities,
-       (SELECT count(*) FROM tasks.batch WHERE run_id = %(run_id)s) AS batches,
+       (SELECT coalesce(sum(n), 0) FROM tasks.tally_now
+        WHERE run_id = %(run_id)s AND kind = 'batch') AS batches,
        (SELECT count(*) FROM tasks.error WHERE run_id = %(run_id)s) AS errors,
        rh.results_cnt AS reported_results, rh.at AS reported_results_at
 FROM (SELECT count(*) AS activities,
@@ -67,12 +78,15 @@ LEFT JOIN LATERAL (SELECT results_cnt, at FROM tasks.results_history
 
 -- name: run_activities
 -- One row per activity: who provides it, what it did and what it cost.
+WITH running AS (
+    SELECT activity_id, count(*) AS n FROM tasks.task
+    WHERE run_id = %(run_id)s AND status = 'claimed' GROUP BY activity_id
+)
 SELECT act.id, act.status, act.stop_reason, act.stop_request, act.created_at, act.stopped_at,
        ag.provider_name, ag.provider_id,
-       (SELECT count(*) FROM tasks.task t WHERE t.activity_id = act.id AND t.status = 'done')
-           AS done,
-       (SELECT count(*) FROM tasks.task t WHERE t.activity_id = act.id AND t.status = 'claimed')
-           AS running,
+       (SELECT coalesce(sum(n), 0) FROM tasks.tally_now t
+        WHERE t.run_id = act.run_id AND t.kind = 'done' AND t.key = act.id) AS done,
+       coalesce((SELECT r.n FROM running r WHERE r.activity_id = act.id), 0) AS running,
        greatest(
            (SELECT coalesce(max(total_amount_due), 0) FROM tasks.debit_note dn
             WHERE dn.activity_id = act.id AND dn.status = 'accepted'),
@@ -92,10 +106,24 @@ SELECT at, results_cnt FROM tasks.results_history
 WHERE run_id = %(run_id)s ORDER BY at DESC LIMIT %(limit)s;
 
 -- name: task_timings
-SELECT min(started_at) AS first_start, max(finished_at) AS last_finish,
-       avg(extract(epoch FROM finished_at - claimed_at))
-           FILTER (WHERE status = 'done') AS avg_task_s
-FROM tasks.task WHERE run_id = %(run_id)s;
+-- The mean time from claim to result of the done tasks.
+SELECT sum(amount) / nullif(sum(n), 0) AS avg_task_s
+FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'done';
+
+-- name: run_task_counts
+-- The numbers of taskstore's task_counts without reading every task: stored, done and
+-- follow-ups from the run's tallies; pending, claimed and failed (few: the feed window,
+-- a claim per activity, the failures) from their indexes.
+SELECT (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'pending')
+           AS pending,
+       (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'claimed')
+           AS claimed,
+       coalesce(sum(n) FILTER (WHERE kind = 'done'), 0) AS done,
+       (SELECT count(*) FROM tasks.task WHERE run_id = %(run_id)s AND status = 'failed')
+           AS failed,
+       coalesce(sum(n) FILTER (WHERE kind = 'tasks'), 0) AS total,
+       coalesce(sum(n) FILTER (WHERE kind = 'follow_up'), 0) AS follow_ups
+FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind IN ('tasks', 'done', 'follow_up');
 
 -- name: task_results
 -- Every task of a run, in feed order, with the activity (and provider) that ran it.
@@ -112,25 +140,23 @@ ORDER BY t.position;
 -- the accepted increments of its debit notes and invoices, so the rows add up to the run's
 -- accepted spend; failures are failed task attempts on its activities.
 WITH per_activity AS (
-    SELECT activity_id,
-           count(*) FILTER (WHERE status = 'done') AS done,
-           count(*) FILTER (WHERE status = 'failed') AS failed,
-           sum(extract(epoch FROM finished_at - claimed_at)) FILTER (WHERE status = 'done')
-               AS task_s
-    FROM tasks.task WHERE run_id = %(run_id)s AND activity_id IS NOT NULL
+    SELECT activity_id, sum(done) AS done, sum(failed) AS failed, sum(task_s) AS task_s
+    FROM (SELECT key AS activity_id, n AS done, 0 AS failed, amount AS task_s
+          FROM tasks.tally_now WHERE run_id = %(run_id)s AND kind = 'done' AND key <> ''
+          UNION ALL
+          SELECT activity_id, 0, 1, 0 FROM tasks.task
+          WHERE run_id = %(run_id)s AND status = 'failed' AND activity_id IS NOT NULL)
+         AS counted
     GROUP BY activity_id
 ), attempt_errors AS (
     SELECT activity_id, count(*) AS failures FROM tasks.error
     WHERE run_id = %(run_id)s AND kind = 'task' AND activity_id IS NOT NULL
     GROUP BY activity_id
 ), spend AS (
-    SELECT agreement_id, sum(increment) AS glm FROM (
-        SELECT agreement_id, increment FROM tasks.debit_note
-        WHERE run_id = %(run_id)s AND status = 'accepted'
-        UNION ALL
-        SELECT agreement_id, increment FROM tasks.invoice
-        WHERE run_id = %(run_id)s AND status = 'accepted') AS accepted
-    GROUP BY agreement_id
+    SELECT key AS agreement_id, sum(amount) AS glm FROM tasks.tally_now
+    WHERE run_id = %(run_id)s AND kind = 'document'
+      AND status IN ('debit_note:accepted', 'invoice:accepted')
+    GROUP BY key
 ), stops AS (
     SELECT provider_id, jsonb_object_agg(reason, n) AS stop_reasons FROM (
         SELECT ag.provider_id, act.stop_reason AS reason, count(*) AS n
@@ -153,24 +179,29 @@ WITH per_activity AS (
     LEFT JOIN attempt_errors ae ON ae.activity_id = act.id
     WHERE ag.run_id = %(run_id)s AND ag.approved_at IS NOT NULL
     GROUP BY ag.id
+), per_provider AS (
+    SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
+           count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
+           sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
+           coalesce(sum(s.glm), 0) AS glm,
+           CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
+           max(pa.avoid_reason) AS avoid_reason
+    FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
+    GROUP BY pa.provider_id
+    ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
+    LIMIT %(limit)s
 )
-SELECT pa.provider_id, max(pa.provider_name) AS provider_name,
-       count(*) AS agreements, sum(pa.activities) AS activities, sum(pa.working) AS working,
-       sum(pa.done) AS done, sum(pa.failed) AS failed, sum(pa.failures) AS failures,
-       coalesce(sum(s.glm), 0) AS glm,
-       CASE WHEN sum(pa.done) > 0 THEN sum(pa.task_s) / sum(pa.done) END AS mean_task_s,
-       coalesce((SELECT st.stop_reasons FROM stops st WHERE st.provider_id = pa.provider_id),
-                '{}') AS stop_reasons,
-       max(pa.avoid_reason) AS avoid_reason
-FROM per_agreement pa LEFT JOIN spend s ON s.agreement_id = pa.id
-GROUP BY pa.provider_id
-ORDER BY sum(pa.done) DESC, coalesce(sum(s.glm), 0) DESC, pa.provider_id
-LIMIT %(limit)s;
+-- The stop reasons joined once to the providers shown (not looked up once per provider).
+SELECT p.provider_id, p.provider_name, p.agreements, p.activities, p.working, p.done,
+       p.failed, p.failures, p.glm, p.mean_task_s,
+       coalesce(st.stop_reasons, '{}') AS stop_reasons, p.avoid_reason
+FROM per_provider p LEFT JOIN stops st ON st.provider_id = p.provider_id
+ORDER BY p.done DESC, p.glm DESC, p.provider_id;
 
 -- name: run_timeline
 -- The run's history at %(points)s + 1 points evenly spread from its start to its end (or
--- now): results so far, activities working, GLM accepted so far. Each table is read once
--- and its rows counted into steps with width_bucket on epoch seconds (cheap per row).
+-- now): results so far, activities working, GLM accepted so far. Results and spend come
+-- from the run's per-second tallies, counted into steps with width_bucket on epoch seconds.
 WITH span AS (
     SELECT created_at AS t0,
            greatest(coalesce(finished_at, now()), created_at + interval '1 second') AS t1,
@@ -182,21 +213,18 @@ WITH span AS (
     SELECT i, t0 + (t1 - t0) * i / %(points)s AS at
     FROM span, generate_series(0, %(points)s) AS i
 ), done AS (
-    SELECT least(width_bucket(date_part('epoch', t.finished_at), s.e0, s.e1, %(points)s),
+    SELECT least(width_bucket(date_part('epoch', t.at), s.e0, s.e1, %(points)s),
                  %(points)s) AS i,
-           count(*) AS n
-    FROM tasks.task t, span s
-    WHERE t.run_id = %(run_id)s AND t.status = 'done'
+           sum(t.n) AS n
+    FROM tasks.tally_now t, span s
+    WHERE t.run_id = %(run_id)s AND t.kind = 'done_at'
     GROUP BY 1
 ), spend AS (
-    SELECT least(width_bucket(date_part('epoch', a.decided_at), s.e0, s.e1, %(points)s),
+    SELECT least(width_bucket(date_part('epoch', a.at), s.e0, s.e1, %(points)s),
                  %(points)s) AS i,
-           sum(a.increment) AS glm
-    FROM (SELECT decided_at, increment FROM tasks.debit_note
-          WHERE run_id = %(run_id)s AND status = 'accepted'
-          UNION ALL
-          SELECT decided_at, increment FROM tasks.invoice
-          WHERE run_id = %(run_id)s AND status = 'accepted') AS a, span s
+           sum(a.amount) AS glm
+    FROM tasks.tally_now a, span s
+    WHERE a.run_id = %(run_id)s AND a.kind = 'spend_at'
     GROUP BY 1
 ), lives AS (
     -- +1 when an activity became ready, -1 when it stopped: their running sum is the
@@ -232,8 +260,13 @@ UNION
 SELECT id, app, status, budget_per_hour, workers FROM tasks.run WHERE id = ANY(%(ids)s::text[]);
 
 -- name: metrics_tasks
-SELECT run_id, status, count(*) AS n FROM tasks.task
-WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
+-- Done from the tallies, the other statuses (few) from the index.
+SELECT run_id, 'done' AS status, sum(n) AS n FROM tasks.tally_now
+WHERE run_id = ANY(%(ids)s::text[]) AND kind = 'done' GROUP BY run_id HAVING sum(n) > 0
+UNION ALL
+SELECT run_id, status, count(*) FROM tasks.task
+WHERE run_id = ANY(%(ids)s::text[]) AND status IN ('pending', 'claimed', 'failed')
+GROUP BY run_id, status;
 
 -- name: metrics_activities
 SELECT run_id, status, count(*) AS n FROM tasks.activity
@@ -241,11 +274,11 @@ WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
 
 -- name: metrics_documents
 -- Debit notes and invoices by decision, with the GLM they added when accepted.
-SELECT run_id, 'debit_note' AS kind, status, count(*) AS n, coalesce(sum(increment), 0) AS glm
-FROM tasks.debit_note WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status
-UNION ALL
-SELECT run_id, 'invoice', status, count(*), coalesce(sum(increment), 0)
-FROM tasks.invoice WHERE run_id = ANY(%(ids)s::text[]) GROUP BY run_id, status;
+SELECT run_id, split_part(status, ':', 1) AS kind, split_part(status, ':', 2) AS status,
+       sum(n) AS n, sum(amount) AS glm
+FROM tasks.tally_now WHERE run_id = ANY(%(ids)s::text[]) AND kind = 'document'
+GROUP BY run_id, split_part(status, ':', 1), split_part(status, ':', 2)
+HAVING sum(n) > 0;
 
 -- name: metrics_results
 SELECT DISTINCT ON (run_id) run_id, results_cnt FROM tasks.results_history
@@ -270,7 +303,8 @@ SELECT r.id AS run_id, r.status,
        c.done, c.total
 FROM tasks.run r
 CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE t.status = 'done') AS done, count(*) AS total
-    FROM tasks.task t WHERE t.run_id = r.id) AS c
+    SELECT coalesce(sum(t.n) FILTER (WHERE t.kind = 'done'), 0) AS done,
+           coalesce(sum(t.n) FILTER (WHERE t.kind = 'tasks'), 0) AS total
+    FROM tasks.tally_now t WHERE t.run_id = r.id AND t.kind IN ('tasks', 'done')) AS c
 WHERE r.status IN ('running', 'stopping')
 ORDER BY r.created_at;
