@@ -70,15 +70,15 @@ def choose_dsn(option: str | None) -> DsnChoice | None:
 #: libpq settings that let a connection notice within seconds that the host at its other
 #: end vanished (link down, power off) instead of waiting out the kernel's default of hours.
 #: Added to every DSN that does not set them; unix-socket connections ignore them. A busy
-#: connection gives up after 8 s unacknowledged: before the server, which drops an idle
-#: one after 5 + 3 x 2 = 11 s, frees its locks (a supervisor cut off stops before a standby
-#: can take its run).
+#: connection gives up after 5 s unacknowledged, an idle one after 3 + 3 x 1 = 6 s: as
+#: soon as the embedded server drops the other end (a supervisor's run lock is watched
+#: more closely still: see ``supervisor.runlock``).
 TCP_LIVENESS = {
     "keepalives": "1",
-    "keepalives_idle": "5",
-    "keepalives_interval": "2",
+    "keepalives_idle": "3",
+    "keepalives_interval": "1",
     "keepalives_count": "3",
-    "tcp_user_timeout": "8000",
+    "tcp_user_timeout": "5000",
 }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import procrastinate
 from procrastinate.worker import Worker
 
-from golem_tasks import queue
+from golem_tasks import queue, taskstore
 from golem_tasks.errors import UserError
 from workers.context import WorkerContext
 from workers.driver import drive_agreement
@@ -64,6 +64,7 @@ async def run_worker(
     concurrency: int = 20,
     ctx: WorkerContext | None = None,
     install_signal_handlers: bool = True,
+    lease_s: float = taskstore.DEFAULT_LEASE_S,
 ) -> None:
     """Run one worker process until it is stopped (SIGINT/SIGTERM).
 
@@ -71,7 +72,7 @@ async def run_worker(
     requestor (and of no other: their agreements are not its yagna's).
     """
     app = create_app(dsn)
-    context = ctx or WorkerContext(dsn, pool_size=min(concurrency, 40) + 2)
+    context = ctx or WorkerContext(dsn, pool_size=min(concurrency, 40) + 2, lease_s=lease_s)
     async with context, app.open_async():
         mine = queue.requestor_queue(context.requestor_id)
         for name in queues:

@@ -24,6 +24,7 @@ from golem_tasks.dsn import resolve_dsn
 from golem_tasks.errors import UserError
 from golem_tasks.pricing import PriceLimits
 from golem_tasks.runner import Runner
+from golem_tasks.store.tasks import DEFAULT_LEASE_S
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
 from golem_tasks.supervisor.supervisor import SupervisorLost
 from golem_tasks.yagna import check_yagna
@@ -31,6 +32,8 @@ from golem_tasks.yagna import check_yagna
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A worker renews its claims every few seconds: a lease must outlast a couple of renewals.
+MIN_LEASE_S = 8.0
 
 
 def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
@@ -290,9 +293,24 @@ def supervise(standby: bool, plain: bool, **params: Any) -> None:
     help="procrastinate queues to take jobs from (default: the queue of every supervised "
     "run of this yagna's requestor).",
 )
+@click.option(
+    "--lease",
+    "lease_s",
+    type=click.FloatRange(min=MIN_LEASE_S),
+    default=DEFAULT_LEASE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a claimed task stays this worker's without renewal (it renews its claims "
+    "every few seconds): when its host vanishes, other workers take its tasks after this.",
+)
 @plain_option
 def worker(
-    dsn: str | None, concurrency: int, processes: int, queues: tuple[str, ...], plain: bool
+    dsn: str | None,
+    concurrency: int,
+    processes: int,
+    queues: tuple[str, ...],
+    lease_s: float,
+    plain: bool,
 ) -> None:
     """Drive activities for any run in the database (start as many as you like, anywhere)."""
     from workers.app import run_worker
@@ -309,10 +327,10 @@ def worker(
             plain,
             worker_names=lambda: [f"{host}:{child.pid}" for child in children],
         ):
-            code = _spawn_workers(resolved, concurrency, processes, queues, children)
+            code = _spawn_workers(resolved, concurrency, processes, queues, lease_s, children)
         sys.exit(code)
     with watched("worker", resolved, plain, worker_names=lambda: [f"{host}:{os.getpid()}"]):
-        asyncio.run(run_worker(resolved, queues=queues, concurrency=concurrency))
+        asyncio.run(run_worker(resolved, queues=queues, concurrency=concurrency, lease_s=lease_s))
 
 
 def _spawn_workers(
@@ -320,6 +338,7 @@ def _spawn_workers(
     concurrency: int,
     processes: int,
     queues: tuple[str, ...],
+    lease_s: float,
     children: list[subprocess.Popen[bytes]],
 ) -> int:
     """One worker per process; a stop signal to this one is passed on to them all.
@@ -332,7 +351,7 @@ def _spawn_workers(
     args = [sys.executable, "-m", "golem_tasks"]
     if _verbose():
         args.append("-v")
-    args += ["worker", "--plain", "--concurrency", str(concurrency)]
+    args += ["worker", "--plain", "--concurrency", str(concurrency), "--lease", str(lease_s)]
     for name in queues:
         args += ["--queue", name]
     log_file = _log_file()

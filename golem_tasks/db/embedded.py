@@ -57,13 +57,15 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
     "log_line_prefix": "'%m [%p] '",
     "password_encryption": "'scram-sha-256'",
     # A host that vanishes mid-session (link down, power off) must not hold its locks and
-    # connections for the kernel's default of two hours: probe idle connections after 5 s,
-    # give up after 3 unanswered probes 2 s apart, and drop a connection whose sent data is
-    # unacknowledged for 10 s. A running query checks its client every 2 s.
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "2",
+    # connections for the kernel's default of two hours: probe idle connections after 3 s,
+    # give up after 3 unanswered probes 1 s apart, and drop a connection whose sent data is
+    # unacknowledged for 6 s. A running query checks its client every 2 s. A standby takes
+    # a vanished supervisor's run after these ~6 s; the supervisor, cut off, stops acting
+    # within 3.5 s (its lock watchdog), before (tests/unit/test_lock_timing.py).
+    "tcp_keepalives_idle": "3",
+    "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "10000",
+    "tcp_user_timeout": "6000",
     "client_connection_check_interval": "'2s'",
 }
 

@@ -82,6 +82,17 @@ async def supervisor_seen(conn: Connection, run_id: str, supervisor: str) -> Non
     await access.execute(conn, "supervisor_seen", run_id=run_id, supervisor=supervisor)
 
 
+async def supervisor_took(conn: Connection, run_id: str, supervisor: str) -> None:
+    """``supervisor`` holds the run's lock (again): a new term begins."""
+    await access.execute(conn, "supervisor_took", run_id=run_id, supervisor=supervisor)
+
+
+async def holder(conn: Connection, run_id: str) -> str | None:
+    """The supervisor that took the run last (its latest term)."""
+    row = await access.one(conn, "run_holder", run_id=run_id)
+    return row["supervisor"] if row is not None else None
+
+
 async def set_status(
     conn: Connection, run_id: str, status: RunStatus, reason: str | None = None
 ) -> None:

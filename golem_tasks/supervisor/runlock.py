@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import psycopg
 
@@ -24,8 +25,15 @@ from golem_tasks.store import runs
 logger = logging.getLogger(__name__)
 
 #: A lock connection that does not answer a ping this fast is treated as dropped (the
-#: server may be freeing the lock of an unreachable client).
-PING_TIMEOUT_S = 6.0
+#: server may be freeing the lock of an unreachable client: the embedded one does 6 s
+#: after its last word from it).
+PING_TIMEOUT_S = 3.0
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """An abandoned ping ends as it may: its connection is gone already."""
+    if not task.cancelled():
+        task.exception()
 
 
 class SupervisorLost(UserError):
@@ -35,10 +43,20 @@ class SupervisorLost(UserError):
 
 
 class RunLock:
-    def __init__(self, dsn: str, run_id: str, *, patience_s: float = DB_PATIENCE_S) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        run_id: str,
+        *,
+        patience_s: float = DB_PATIENCE_S,
+        holder: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.run_id = run_id
         self.patience_s = patience_s
+        #: The supervisor's name in ``tasks.supervisor_term``: taking the lock back, it must
+        #: still be the run's last holder.
+        self.holder = holder
         self._conn: Connection | None = None
 
     @property
@@ -58,16 +76,26 @@ class RunLock:
         :meth:`regain` before acting on the run again)."""
         if self._conn is None:
             return False
+        # Not wait_for: a cancelled query first tries to cancel itself on the server, which
+        # on a dead link takes up to 10 s more; by then the server may have freed the lock
+        # for a standby. The ping is left to unwind on its own; its connection is closed.
+        ping = asyncio.ensure_future(runs.ping(self._conn))
         try:
-            await asyncio.wait_for(runs.ping(self._conn), PING_TIMEOUT_S)
-        except (psycopg.Error, asyncio.TimeoutError) as exc:
-            reason = str(exc) or f"no answer in {PING_TIMEOUT_S:g}s"
-            logger.warning(
-                "run %s: the lock's database connection dropped: %s", self.run_id, reason
-            )
-            await self._drop()
-            return False
-        return True
+            await asyncio.wait([ping], timeout=PING_TIMEOUT_S)
+        except asyncio.CancelledError:
+            ping.cancel()
+            raise
+        if ping.done() and ping.exception() is None:
+            return True
+        if ping.done():
+            reason = str(ping.exception())
+        else:
+            reason = f"no answer in {PING_TIMEOUT_S:g}s"
+            ping.cancel()
+            ping.add_done_callback(_forget)
+        logger.warning("run %s: the lock's database connection dropped: %s", self.run_id, reason)
+        await self._drop()
+        return False
 
     async def regain(self) -> None:
         """Reconnect with back-off and take the lock again; :class:`SupervisorLost` when
@@ -78,7 +106,12 @@ class RunLock:
         while True:
             try:
                 taken = await self.try_take()
+                if taken:
+                    await self._still_the_holder()
+            except SupervisorLost:
+                raise
             except (UserError, psycopg.Error) as exc:  # cannot connect (yet)
+                await self._drop()
                 last = str(exc)
             else:
                 if taken:
@@ -95,6 +128,20 @@ class RunLock:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _still_the_holder(self) -> None:
+        """The lock is free again once another supervisor that took it meanwhile has let
+        it go (it finished the run, or stopped): then the run is not ours any more."""
+        if self.holder is None or self._conn is None:
+            return
+        holder = await runs.holder(self._conn, self.run_id)
+        if holder is not None and holder != self.holder:
+            await self._drop()
+            raise SupervisorLost(
+                f"run {self.run_id}: another supervisor took the run ({holder}) "
+                "while this one was cut off from the database; this one stops without "
+                "touching it"
+            )
 
     async def release(self) -> None:
         await self._drop()

@@ -36,6 +36,7 @@ class RunStart:
         yagna: YagnaSettings,
         *,
         requestor_id: str,
+        name: str,
         dsn: str,
         stopped: asyncio.Event,
     ) -> None:
@@ -44,6 +45,8 @@ class RunStart:
         self.options = options
         self.yagna = yagna
         self.requestor_id = requestor_id
+        #: The supervisor's name (host:pid), recorded as the holder of the run's new term.
+        self.name = name
         self.dsn = dsn
         #: Set when the supervisor is asked to stop (a standby then gives up waiting).
         self.stopped = stopped
@@ -149,6 +152,8 @@ class RunStart:
                 logger.info("resuming run %s", self.run_id)
             else:
                 logger.info("new run %s", self.run_id)
+            # This supervisor holds the run from now: a term of its own in the record.
+            await runs.supervisor_took(conn, self.run_id, self.name)
             run = await runs.get(conn, self.run_id)
         if run is None:
             raise UserError(f"run {self.run_id} vanished while it was being started")

@@ -59,9 +59,9 @@ PROGRESS_EVERY_S = 5.0
 AFTER_OUTAGE_GRACE_S = max(queue.STALLED_AFTER_S, tasks.DEFAULT_LEASE_S) + 10.0
 
 #: The run's lock connection is pinged this often; no answer within RunLock's timeout means
-#: this supervisor may have lost the run (the server frees an unreachable client's lock
-#: after 5 + 3 x 2 s of keepalive probes), so it stops acting at once.
-LOCK_PING_S = 1.0
+#: this supervisor may have lost the run (the embedded server frees an unreachable client's
+#: lock after 3 + 3 x 1 s of keepalive probes), so it stops acting at once.
+LOCK_PING_S = 0.5
 #: How long a supervisor that lost its run waits for its tasks to unwind before it exits.
 UNWIND_S = 5.0
 
@@ -141,7 +141,7 @@ class Supervisor:
             if not self.schema_checked:
                 async with self.pool.connection() as conn:
                     await require_schema(conn, self.dsn)
-            self.lock = RunLock(self.dsn, self.run_id)
+            self.lock = RunLock(self.dsn, self.run_id, holder=self.name)
             try:
                 start = RunStart(
                     self.pool,
@@ -149,6 +149,7 @@ class Supervisor:
                     self.options,
                     self.yagna,
                     requestor_id=self.requestor_id,
+                    name=self.name,
                     dsn=self.dsn,
                     stopped=self._stop,
                 )
@@ -310,9 +311,15 @@ class Supervisor:
         await self.lock.regain()
         self._lock_lost.clear()
         self._grace_until = asyncio.get_running_loop().time() + AFTER_OUTAGE_GRACE_S
+        await best_effort("record the run's new term", self._took_run())
         self._start_duties()
         # Documents whose handling the pause cut short are still received on yagna.
         await best_effort("reconcile payments", self._payments.reconcile())
+
+    async def _took_run(self) -> None:
+        """Record that this supervisor holds the run from now (``tasks.supervisor_term``)."""
+        async with self.pool.connection() as conn:
+            await runs.supervisor_took(conn, self.run_id, self.name)
 
     async def _loop(self, app: App, market: Market, allocations: Allocations) -> None:
         self._watching = True

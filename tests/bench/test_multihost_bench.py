@@ -1,8 +1,10 @@
 """Throughput of one run with its workers on one host, then the same activities spread
-over two hosts (network namespaces on one LAN, see ``tests/support/netns.py``).
+over two hosts (network namespaces on one LAN, see ``tests/support/netns.py``); and the
+standby supervisor's takeover time.
 
-Prints tasks per second from the database (first task started to last task finished),
-for the notes; asserts only that every task was done once.
+Prints tasks per second from the database (first task started to last task finished) and
+takeover seconds, for the notes (docs/multi-host.md); asserts only what the scenarios
+check (every task done once, the audit).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 
 from tests.integration.pipeline_support import APP, rows
 from tests.support.cluster import assert_done_once, cluster
+from tests.support.multihost import Size, standby_takes_over
 from tests.support.netns import unavailable
 
 pytestmark = [
@@ -61,3 +64,15 @@ async def test_throughput_one_vs_two_worker_hosts(
             f"\n{hosts} worker host(s), {activities} activities: {TASKS} tasks in "
             f"{seconds:.1f}s = {TASKS / seconds:.1f} tasks/s"
         )
+
+
+@pytest.mark.parametrize("cut_link", [False, True], ids=["sigkill", "link-down"])
+async def test_standby_takeover_time(tmp_path: Path, cut_link: bool) -> None:
+    """How long a run goes without a supervisor when its supervisor is killed, or its host
+    vanishes, before the standby has taken it (three runs each)."""
+    size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 2})
+    times = [
+        (await standby_takes_over(tmp_path / str(n), size, cut_link=cut_link))[0] for n in range(3)
+    ]
+    what = "link down" if cut_link else "SIGKILL"
+    print(f"\nstandby takeover after {what}: " + ", ".join(f"{t:.1f}s" for t in times))

@@ -28,6 +28,7 @@ RUN_MODEL_TABLES = {
     "tally",
     "tally_delta",
     "schema_migration",
+    "supervisor_term",
 }
 
 

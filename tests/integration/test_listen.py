@@ -42,7 +42,7 @@ def test_listen_serves_tcp_with_a_password_only() -> None:
                 "current_setting('tcp_user_timeout'), "
                 "to_regclass('tasks.task') IS NOT NULL"
             ).fetchone()
-        assert row == (port, "5", "10000", True)
+        assert row == (port, "3", "6000", True)
         # ... and nothing without the password, loopback included.
         for wrong in (dsn.replace(password, "not-it"), dsn.replace(f":{password}", "")):
             with pytest.raises(psycopg.OperationalError, match="password"):

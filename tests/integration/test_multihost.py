@@ -3,8 +3,10 @@
 Host A serves the embedded PostgreSQL (``db start --listen``) and the devnet on its LAN
 address and runs the supervisor; B and C run workers, and B a standby supervisor that
 takes over when A's is killed; D is another requestor (its own devnet, so another node id)
-whose worker shares the database. The long variants (a host's link down mid-run, a
-supervisor's host vanishing) are in ``tests/chaos/test_multihost.py``.
+whose worker shares the database. Then the failure scenarios of
+``tests/support/multihost.py`` as smokes: a worker host's link down for 20 s mid-run, and
+a standby taking over when the supervisor's host vanishes (``make chaos`` runs them at full
+size, in ``tests/chaos/test_multihost.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.pipeline_support import APP, value, wait_for
-from tests.support.cluster import assert_done_once, cluster, start_devnet
+from tests.support.cluster import cluster, start_devnet
+from tests.support.multihost import (
+    Size,
+    assert_run_checked,
+    standby_takes_over,
+    worker_host_link_down,
+)
 from tests.support.netns import unavailable
 
 pytestmark = [
@@ -65,17 +73,8 @@ async def test_two_worker_hosts_a_standby_and_a_stranger(
         assert await standby.wait(180) == 0, standby.output()
         assert "standby: taking over run lan from A:" in standby.output(10_000)
 
-        await assert_done_once(net.local_dsn, "lan", tasks)
-        # Both B and C drove activities and ran tasks; nobody else did.
-        activities = await net.by_host("SELECT worker FROM tasks.activity WHERE run_id = %s", "lan")
-        assert set(activities) == {"B", "C"}, activities
-        ran = await net.by_host(
-            "SELECT a.worker FROM tasks.task t JOIN tasks.activity a ON a.id = t.activity_id "
-            "WHERE t.run_id = %s",
-            "lan",
-        )
-        assert set(ran) == {"B", "C"} and sum(ran.values()) == tasks, ran
-        assert await net.undecided("lan") == []
+        # Both B and C drove activities and ran tasks; nobody else did (not D).
+        await assert_run_checked(net, "lan", tasks, {"B", "C"}, supervisors=["A", "B"])
 
         # D took no job of the run and said why, naming both requestors, once.
         owner = await value(net.local_dsn, "SELECT requestor_id FROM tasks.run WHERE id = 'lan'")
@@ -91,3 +90,19 @@ async def test_two_worker_hosts_a_standby_and_a_stranger(
         )
         assert await refused.wait(60) == 2
         assert f"run lan belongs to requestor {owner}" in refused.output(), refused.output()
+
+
+async def test_worker_host_link_down_20s_smoke(tmp_path: Path) -> None:
+    # The lease is shorter than the cut: B's claims go back to the queue while it is away.
+    size = Size(tasks=40, sleep=1.0, providers=5, concurrency={"B": 2, "C": 1}, lease_s=8)
+    figures = await worker_host_link_down(tmp_path, size, cut_s=20)
+    print(f"\n{figures}")
+
+
+async def test_standby_takes_over_when_the_supervisor_host_vanishes_smoke(
+    tmp_path: Path,
+) -> None:
+    # Enough tasks that debit notes come while the run has no supervisor (every 12 s).
+    size = Size(tasks=60, sleep=1.0, providers=5, concurrency={"B": 2, "C": 2})
+    _, figures = await standby_takes_over(tmp_path, size, cut_link=True)
+    print(f"\n{figures}")

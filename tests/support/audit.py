@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -76,6 +77,29 @@ async def devnet_documents(net: Devnet) -> list[dict[str, Any]]:
                     break
                 after = max(doc["timestamp"] for doc in page)
     return found
+
+
+async def network_facts(api_url: str, app_key: str) -> dict[str, Any]:
+    """The REST half of the audit, for a devnet in another process (another host): its
+    documents, what its account accepted in all (as ``yagna payment status`` says), and
+    its agreements still alive."""
+    net = SimpleNamespace(api_url=api_url, app_key=app_key)
+    headers = {"Authorization": f"Bearer {app_key}"}
+    live: list[str] = []
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{api_url}/devnet-api/v1/payments/status") as response:
+            assert response.status == 200, await response.text()
+            accepted = (await response.json())["outgoing"]["accepted"]["totalAmount"]
+        for state in ("Proposal", "Pending", "Approved"):
+            url = f"{api_url}/market-api/v1/agreements"
+            async with session.get(url, params={"state": state}) as response:
+                assert response.status == 200, await response.text()
+                live += [entry["id"] for entry in await response.json()]
+    return {
+        "documents": await devnet_documents(net),  # type: ignore[arg-type]
+        "accepted": accepted,
+        "live_agreements": live,
+    }
 
 
 async def audit_run(net: Devnet, dsn: str, run_id: str) -> AuditFigures:

@@ -11,13 +11,14 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tests.helpers import cli_env
 from tests.integration.pipeline_support import rows, value
 from tests.support.audit import DECIDED
-from tests.support.netns import Host, HostProcess, Lan, devnet_documents
+from tests.support.netns import Host, HostProcess, Lan, network_facts
 
 DEVNET_PORT = 7465
 
@@ -33,7 +34,13 @@ def exports(text: str) -> dict[str, str]:
 
 
 async def start_devnet(
-    host: Host, bind: str, *, providers: int, seed: int, log: str = "devnet.log"
+    host: Host,
+    bind: str,
+    *,
+    providers: int,
+    seed: int,
+    log: str = "devnet.log",
+    time_scale: float = 1.0,
 ) -> tuple[HostProcess, dict[str, str]]:
     """A devnet in ``host`` bound on ``bind``; the environment its clients need."""
     key = secrets.token_hex(16)
@@ -47,6 +54,8 @@ async def start_devnet(
         str(providers),
         "--seed",
         str(seed),
+        "--time-scale",
+        str(time_scale),
         env=cli_env(GOLEM_TASKS_DEVNET_APPKEY=key),
         log=log,
     )
@@ -76,42 +85,85 @@ class Cluster:
             counts[host] = counts.get(host, 0) + 1
         return counts
 
-    async def undecided(self, run_id: str) -> list[str]:
-        """The documents part of ``tests.support.audit`` over the LAN (the rest of that audit
-        reads the devnet's memory, which lives in host A's process): every debit note and
-        invoice of the run decided on the devnet, and in the ledger as on the devnet."""
-        ledger = {
-            row["id"]: row["status"]
-            for row in await rows(
-                self.local_dsn,
-                "SELECT id, status FROM tasks.debit_note WHERE run_id = %s UNION ALL "
-                "SELECT id, status FROM tasks.invoice WHERE run_id = %s",
-                run_id,
-                run_id,
-            )
-        }
+    async def audit(self, run_id: str) -> LanAudit:
+        """The audit of ``tests.support.audit`` over the LAN, through the devnet's REST API
+        (the devnet lives in host A's process, so its memory cannot be read): every debit
+        note and invoice of the run decided on the devnet, none still RECEIVED, each in the
+        ledger as on the devnet; the ledger's accepted spend equal to what the devnet's
+        account accepted; no agreement left alive. The cluster's devnet serves this run
+        only. AssertionError says what does not hold."""
+        ledger = await rows(
+            self.local_dsn,
+            "SELECT 'note' AS kind, id, status, increment FROM tasks.debit_note "
+            "WHERE run_id = %s UNION ALL "
+            "SELECT 'invoice', id, status, increment FROM tasks.invoice WHERE run_id = %s",
+            run_id,
+            run_id,
+        )
         agreements = {
             row["id"]
             for row in await rows(
                 self.local_dsn, "SELECT id FROM tasks.agreement WHERE run_id = %s", run_id
             )
         }
-        documents = devnet_documents(self.a, self.env["YAGNA_API_URL"], self.env["YAGNA_APPKEY"])
+        facts = network_facts(self.a, self.env["YAGNA_API_URL"], self.env["YAGNA_APPKEY"])
+        stored = {row["id"]: row["status"] for row in ledger}
         problems = []
-        mine = [doc for doc in documents if doc["agreementId"] in agreements]
-        assert any(doc["kind"] == "invoices" for doc in mine), f"no invoice of {run_id}"
+        mine = [doc for doc in facts["documents"] if doc["agreementId"] in agreements]
+        if not any(doc["kind"] == "invoices" for doc in mine):
+            problems.append(f"no invoice of {run_id} on the devnet")
         for doc in mine:
-            stored = ledger.get(doc["id"])
-            if doc["status"] == "RECEIVED" or DECIDED.get(doc["status"]) != stored:
-                problems.append(f"{doc['kind']}/{doc['id']}: {doc['status']}, ledger {stored}")
-        return problems
+            if doc["status"] == "RECEIVED":
+                problems.append(f"{doc['kind']}/{doc['id']} left undecided on the devnet")
+            elif DECIDED.get(doc["status"]) != stored.get(doc["id"]):
+                problems.append(
+                    f"{doc['kind']}/{doc['id']} is {doc['status']} on the devnet, "
+                    f"{stored.get(doc['id'])} in the ledger"
+                )
+        undecided = [row["id"] for row in ledger if row["status"] not in ("accepted", "rejected")]
+        if undecided:
+            problems.append(f"documents without a final decision in the ledger: {undecided}")
+        accepted = sum(
+            (Decimal(row["increment"]) for row in ledger if row["status"] == "accepted"),
+            Decimal(0),
+        )
+        network_spent = Decimal(facts["accepted"])
+        if accepted != network_spent:
+            problems.append(f"ledger accepted {accepted} but the network spent {network_spent}")
+        alive = sorted(set(facts["live_agreements"]) & agreements)
+        if alive:
+            problems.append(f"agreements still alive on the devnet: {alive}")
+        assert not problems, f"audit of run {run_id} failed:\n  " + "\n  ".join(problems)
+        return LanAudit(
+            accepted=accepted,
+            network_spent=network_spent,
+            debit_notes=sum(row["kind"] == "note" for row in ledger),
+            invoices=sum(row["kind"] == "invoice" for row in ledger),
+            rejected=sum(row["status"] == "rejected" for row in ledger),
+        )
+
+
+@dataclass(frozen=True)
+class LanAudit:
+    accepted: Decimal
+    network_spent: Decimal
+    debit_notes: int
+    invoices: int
+    rejected: int
+
+    def line(self) -> str:
+        return (
+            f"accepted {self.accepted} = network spent {self.network_spent}; "
+            f"{self.debit_notes} debit notes, {self.invoices} invoices, {self.rejected} rejected"
+        )
 
 
 @contextlib.asynccontextmanager
 async def cluster(
-    workdir: Path, names: list[str], *, providers: int, seed: int
+    workdir: Path, names: list[str], *, providers: int, seed: int, time_scale: float = 1.0
 ) -> AsyncIterator[Cluster]:
-    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet.
+    """LAN hosts ``A`` + ``names``; A serves PostgreSQL (schema installed) and the devnet
+    (its simulated time ``time_scale`` times as fast: debit notes come sooner).
 
     The hosts' homes live in a folder of their own rather than under pytest's ``tmp_path``
     (``workdir`` is unused): pytest prunes old base folders of every session of this user,
@@ -131,7 +183,9 @@ async def cluster(
             remote = exports(started)["GOLEM_TASKS_DSN"]
             status = a.run("db", "status", env=base)
             local = status.split("DSN: ", 1)[1].splitlines()[0].strip()
-            _devnet, yagna = await start_devnet(a, a.address, providers=providers, seed=seed)
+            _devnet, yagna = await start_devnet(
+                a, a.address, providers=providers, seed=seed, time_scale=time_scale
+            )
             env = cli_env(**yagna, GOLEM_TASKS_DSN=remote)
             a.run("install", env=env)
             try:

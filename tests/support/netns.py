@@ -224,14 +224,14 @@ class Lan:
             self.link(host, True)
 
 
-def devnet_documents(host: Host, api_url: str, app_key: str) -> list[dict[str, Any]]:
-    """Every debit note and invoice the devnet holds (``tests.support.audit``), asked from
+def network_facts(host: Host, api_url: str, app_key: str) -> dict[str, Any]:
+    """The REST half of the audit (``tests.support.audit.network_facts``), asked from
     ``host``: the devnet is reachable on the LAN only."""
     script = (
-        "import asyncio, json, os, types\n"
-        "from tests.support.audit import devnet_documents\n"
-        "net = types.SimpleNamespace(api_url=os.environ['API'], app_key=os.environ['KEY'])\n"
-        "print(json.dumps(asyncio.run(devnet_documents(net)), default=str))\n"
+        "import asyncio, json, os\n"
+        "from tests.support.audit import network_facts\n"
+        "facts = network_facts(os.environ['API'], os.environ['KEY'])\n"
+        "print(json.dumps(asyncio.run(facts), default=str))\n"
     )
     result = subprocess.run(
         host.command(sys.executable, "-c", script),
@@ -242,4 +242,4 @@ def devnet_documents(host: Host, api_url: str, app_key: str) -> list[dict[str, A
         timeout=60,
         check=True,
     )
-    return list(json.loads(result.stdout))
+    return dict(json.loads(result.stdout))

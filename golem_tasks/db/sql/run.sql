@@ -37,7 +37,24 @@ SELECT id, requestor_id FROM tasks.run
 WHERE status = 'running' AND requestor_id IS NOT NULL AND requestor_id <> %(mine)s;
 
 -- name: supervisor_seen
+-- Every tick: the run's supervisor, and the end of its current term so far.
+WITH term AS (
+    UPDATE tasks.supervisor_term SET seen_at = clock_timestamp()
+    WHERE run_id = %(run_id)s AND supervisor = %(supervisor)s
+      AND took_at = (SELECT max(took_at) FROM tasks.supervisor_term
+                     WHERE run_id = %(run_id)s AND supervisor = %(supervisor)s)
+)
 UPDATE tasks.run SET supervisor = %(supervisor)s, supervisor_seen_at = now() WHERE id = %(run_id)s;
+
+-- name: supervisor_took
+-- A supervisor holds the run's lock (again): a new term begins.
+INSERT INTO tasks.supervisor_term (run_id, supervisor) VALUES (%(run_id)s, %(supervisor)s);
+
+-- name: run_holder
+-- Who took the run last. A supervisor that takes the run's lock back after losing it must
+-- find itself here: if another took the run meanwhile (and may have ended it), it is lost.
+SELECT supervisor FROM tasks.supervisor_term WHERE run_id = %(run_id)s
+ORDER BY took_at DESC LIMIT 1;
 
 -- name: set_run_status
 UPDATE tasks.run
