@@ -33,9 +33,13 @@ compress: install
 test: install
 	$(BIN)/pytest -q
 
+# Style, types (mypy, configured in pyproject.toml) and the import contracts
+# (import-linter: imports go one way, the devnet stands on its own).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -73,4 +77,4 @@ record-yagna: install
 	$(BIN)/python -m tests.conformance.record_yagna --yagna $(YAGNA_VENV)/bin/yagna
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache *.egg-info

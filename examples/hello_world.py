@@ -33,4 +33,4 @@ def get_tasks(run_id: str) -> Any:
 async def execute_task(activity: Activity, data: dict[str, int]) -> int:
     batch = await activity.execute_commands(Run(f"sleep 1 && echo $(({data['n']} * 7))"))
     await batch.wait(timeout=30)
-    return int(batch.events[-1].stdout.strip())
+    return int((batch.events[-1].stdout or "").strip())

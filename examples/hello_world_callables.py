@@ -21,6 +21,6 @@ def get_tasks(run_id: str) -> Iterator[Callable[[Activity], Awaitable[int]]]:
         async def task(activity: Activity, n: int = n) -> int:
             batch = await activity.execute_commands(Run(f"sleep 1 && echo $(({n} * 7))"))
             await batch.wait(timeout=30)
-            return int(batch.events[-1].stdout.strip())
+            return int((batch.events[-1].stdout or "").strip())
 
         yield task

@@ -100,7 +100,7 @@ async def _keyspace(activity: Activity, mask: str) -> int:
     command = f"hashcat --keyspace -a {ATTACK_MODE} -m {HASH_TYPE} {shlex.quote(mask)}"
     batch = await activity.execute_commands(Run(command))
     await batch.wait(timeout=60)
-    return int(batch.events[-1].stdout.strip())
+    return int((batch.events[-1].stdout or "").strip())
 
 
 async def _attack(activity: Activity, data: dict[str, Any]) -> str | None:

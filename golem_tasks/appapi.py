@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from psycopg_pool import AsyncConnectionPool
-
-from golem_tasks import taskstore
+from golem_tasks.db.types import Pool
+from golem_tasks.store import tasks
 
 #: The pool of the run whose app code is being called (set by the supervisor).
-current_pool: ContextVar[AsyncConnectionPool | None] = ContextVar("current_pool", default=None)
+current_pool: ContextVar[Pool | None] = ContextVar("current_pool", default=None)
 
 
 async def count_results(run_id: str, having: str) -> int:
@@ -26,4 +25,4 @@ async def count_results(run_id: str, having: str) -> int:
     if pool is None:
         raise RuntimeError("count_results() is only available inside results_cnt(run_id)")
     async with pool.connection() as conn:
-        return await taskstore.count_results_having(conn, run_id, having)
+        return await tasks.count_results_having(conn, run_id, having)

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
-from golem_tasks import ledger, pricing
-from golem_tasks.db import access
+from golem_tasks import pricing
+from golem_tasks.db.types import Connection
+from golem_tasks.store import ledger
+from golem_tasks.store.records import AgreementStatus
 
 logger = logging.getLogger(__name__)
 
@@ -94,50 +94,45 @@ class Exposure:
 
 
 async def exposure(
-    conn: psycopg.AsyncConnection, run_id: str, now: datetime, *, default_interval_s: float
+    conn: Connection, run_id: str, now: datetime, *, default_interval_s: float
 ) -> Exposure:
     """What every activity of the run may still charge, by its agreement's terms."""
-    agreements = await access.all_rows(
-        conn, "budget_agreements", run_id=run_id, since=now - INVOICE_WAIT
-    )
+    agreements = await ledger.charging_agreements(conn, run_id, since=now - INVOICE_WAIT)
     if not agreements:
         return Exposure()
-    activities = await access.all_rows(
-        conn, "budget_activities", agreement_ids=[row["id"] for row in agreements]
-    )
-    by_agreement: dict[str, list[dict[str, Any]]] = {}
-    for row in activities:
-        by_agreement.setdefault(row["agreement_id"], []).append(row)
+    activities = await ledger.charging_activities(conn, [each.id for each in agreements])
+    by_agreement: dict[str, list[ledger.ChargingActivity]] = {}
+    for act in activities:
+        by_agreement.setdefault(act.agreement_id, []).append(act)
     parts: dict[str, Decimal] = {}
     running = 0
-    for row in agreements:
+    for agreement in agreements:
         try:
-            terms = Terms.from_properties(row["properties"] or {}, default_interval_s)
+            terms = Terms.from_properties(agreement.properties, default_interval_s)
         except ValueError as exc:  # we hire only linear offers: not expected
-            logger.warning("agreement %s: terms unknown (%s); nothing kept", row["id"], exc)
+            logger.warning("agreement %s: terms unknown (%s); nothing kept", agreement.id, exc)
             continue
         part = Decimal(0)
-        acts = by_agreement.get(row["id"], [])
-        live = [a for a in acts if a["status"] not in ("stopped", "failed")]
+        acts = by_agreement.get(agreement.id, [])
+        live = [a for a in acts if not a.status.ended]
         running += len(live)
         for act in acts:
             part += _activity_exposure(act, terms, now)
-        if row["status"] != "terminated" and not live:
+        if agreement.status is not AgreementStatus.TERMINATED and not live:
             part += terms.new_activity()  # its driver may start an activity at any moment
-        parts[row["id"]] = part
+        parts[agreement.id] = part
     return Exposure(sum(parts.values(), Decimal(0)), parts, running)
 
 
-def _activity_exposure(act: Mapping[str, Any], terms: Terms, now: datetime) -> Decimal:
+def _activity_exposure(act: ledger.ChargingActivity, terms: Terms, now: datetime) -> Decimal:
     """From the end of its last accepted note (or its start) to its next note or its end."""
     margin = timedelta(seconds=STOP_MARGIN_S)
-    ended = act["status"] in ("stopped", "failed")
-    until = (act["stopped_at"] or now) + margin if ended else now + terms.ahead
-    if act["note_total"] is None:
+    until = (act.stopped_at or now) + margin if act.status.ended else now + terms.ahead
+    if act.note_total is None or act.note_at is None:
         # Its provider starts counting when it creates the activity, just before we record it.
-        since = act["created_at"] - timedelta(seconds=CREATION_SLACK_S)
+        since = act.created_at - timedelta(seconds=CREATION_SLACK_S)
         return terms.price.start + terms.charge((until - since).total_seconds())
-    return terms.charge((until - act["note_at"]).total_seconds())
+    return terms.charge((until - act.note_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -171,7 +166,7 @@ class Standing:
 
 
 async def standing(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     now: datetime,
     budget: Decimal,
@@ -181,7 +176,7 @@ async def standing(
     # Under the lock decisions take: a document accepted between the two reads would be
     # missing from the spend yet already shorten its activity's exposure (room not there).
     async with conn.transaction():
-        await access.execute(conn, "spend_lock", run_id=run_id)
+        await ledger.spend_lock(conn, run_id)
         spent = await ledger.spent_last_hour(conn, run_id, now)
         found = await exposure(conn, run_id, now, default_interval_s=default_interval_s)
     return Standing(spent, found, budget)

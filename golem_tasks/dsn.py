@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from golem_tasks.config import DsnChoice, choose_dsn, home_dir
-from golem_tasks.embedded import EmbeddedPostgres
+from golem_tasks.db.embedded import EmbeddedPostgres
 
 
 def embedded_server() -> EmbeddedPostgres:

@@ -45,5 +45,7 @@ async def close_transfers(*commands: Command) -> None:
             await provider.__aexit__(None, None, None)
         except Exception as exc:  # its server may already be gone: nothing left to stop
             logger.debug("stopping the gftp server of %s: %s", type(command).__name__, exc)
-        with contextlib.suppress(Exception):
-            command._tmp_dir.cleanup()  # type: ignore[attr-defined]
+        tmp_dir: Any = getattr(command, "_tmp_dir", None)
+        if tmp_dir is not None:
+            with contextlib.suppress(Exception):
+                tmp_dir.cleanup()

@@ -12,7 +12,7 @@ import psycopg
 import psycopg.sql
 import pytest
 
-from golem_tasks.embedded import EmbeddedPostgres
+from golem_tasks.db.embedded import EmbeddedPostgres
 from tests.helpers import run_cli
 
 #: Durability is not what tests check; these make schema installs several times faster.

@@ -11,9 +11,10 @@ from procrastinate import exceptions, jobs
 from procrastinate.manager import JobManager
 from procrastinate.worker import Worker
 
-from golem_tasks import queue, taskstore
+from golem_tasks import queue
 from golem_tasks.errors import UserError
 from golem_tasks.retry import is_transient, patiently
+from golem_tasks.store import tasks
 from workers.context import WorkerContext
 from workers.driver import drive_agreement
 
@@ -120,7 +121,7 @@ async def run_worker(
     concurrency: int = 20,
     ctx: WorkerContext | None = None,
     install_signal_handlers: bool = True,
-    lease_s: float = taskstore.DEFAULT_LEASE_S,
+    lease_s: float = tasks.DEFAULT_LEASE_S,
 ) -> None:
     """Run one worker process until it is stopped (SIGINT/SIGTERM).
 

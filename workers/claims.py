@@ -16,11 +16,11 @@ import asyncio
 import logging
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from golem_tasks import taskstore
+from golem_tasks.db.types import Pool
 from golem_tasks.retry import is_transient
-from golem_tasks.taskstore import Claim, ClaimRequest
+from golem_tasks.store import tasks
+from golem_tasks.store.tasks import Claim, ClaimRequest
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ Answer = tuple[bool, Claim | None]
 
 
 class ClaimBatcher:
-    def __init__(self, pool: AsyncConnectionPool, lease_s: float) -> None:
+    def __init__(self, pool: Pool, lease_s: float) -> None:
         self.pool = pool
         self.lease_s = lease_s
         self._queue: list[tuple[str, ClaimRequest, asyncio.Future[Answer]]] = []
@@ -41,7 +41,7 @@ class ClaimBatcher:
 
     async def submit(self, run_id: str, request: ClaimRequest) -> Answer:
         """(the previous result was stored, the next claim), as
-        :func:`taskstore.claim_many` answers for this request."""
+        :func:`tasks.claim_many` answers for this request."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queue.append((run_id, request, future))
         self._dispatch()
@@ -96,7 +96,7 @@ class ClaimBatcher:
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 async with self.pool.connection() as conn:
-                    return await taskstore.claim_many(conn, run_id, requests, self.lease_s)
+                    return await tasks.claim_many(conn, run_id, requests, self.lease_s)
             except psycopg.errors.DeadlockDetected:
                 if attempt == DEADLOCK_ATTEMPTS:
                     raise

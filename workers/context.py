@@ -15,14 +15,13 @@ from typing import Protocol
 
 from golem.node import GolemNode
 
-from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, load_app
 from golem_tasks.config import YagnaSettings
-from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
 from golem_tasks.db.listen import Listener
 from golem_tasks.identity import mismatch, wait_for_requestor_id
 from golem_tasks.retry import is_transient
+from golem_tasks.store import activities, runs, tasks
 from workers.claims import ClaimBatcher
 
 
@@ -45,7 +44,7 @@ class WorkerContext:
         yagna: YagnaSettings | None = None,
         callables: CallableTasks | None = None,
         pool_size: int = 10,
-        lease_s: float = taskstore.DEFAULT_LEASE_S,
+        lease_s: float = tasks.DEFAULT_LEASE_S,
     ) -> None:
         self.dsn = dsn
         self.yagna = yagna or YagnaSettings.from_env()
@@ -91,12 +90,12 @@ class WorkerContext:
             self._apps[spec] = load_app(spec, require_execute_task=False)
         return self._apps[spec]
 
-    def refuses(self, run: dict[str, object]) -> str | None:
-        """Why this worker must not drive the run's activities (another requestor's)."""
-        owner = run.get("requestor_id")
+    def refuses(self, run_id: str, owner: str | None) -> str | None:
+        """Why this worker must not drive the activities of a run of requestor ``owner``
+        (another requestor's)."""
         if not owner or owner == self.requestor_id:
             return None
-        return mismatch(str(run["id"]), str(owner), self.requestor_id, self.yagna.api_url)
+        return mismatch(run_id, owner, self.requestor_id, self.yagna.api_url)
 
     async def _beat(self) -> None:
         failing = False
@@ -121,13 +120,13 @@ class WorkerContext:
     async def say_why_foreign_runs_are_left(self) -> None:
         """Once per run: the jobs waiting there are another requestor's, not for us."""
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "foreign_runs", mine=self.requestor_id)
-        for row in rows:
-            key = (row["id"], row["requestor_id"])
+            foreign = await runs.foreign(conn, self.requestor_id)
+        for run_id, owner in foreign.items():
+            key = (run_id, owner)
             if key not in self._foreign_said:
                 self._foreign_said.add(key)
-                reason = self.refuses(row)
-                logger.warning("%s: leaving its jobs to workers of %s", reason, key[1])
+                reason = self.refuses(run_id, owner)
+                logger.warning("%s: leaving its jobs to workers of %s", reason, owner)
 
     async def beat_once(self) -> None:
         """Renew the claims of every driven activity and pass on stop requests."""
@@ -135,9 +134,9 @@ class WorkerContext:
         if not ids:
             return
         async with self.pool.connection() as conn:
-            await taskstore.renew_leases(conn, ids, self.lease_s)
-            rows = await access.all_rows(conn, "stop_requests", ids=ids)
-        for row in rows:
-            driver = self.drivers.get(row["id"])
-            if driver is not None and row["reason"]:
-                driver.stop(row["reason"])
+            await tasks.renew_leases(conn, ids, self.lease_s)
+            requests = await activities.stop_requests(conn, ids)
+        for activity_id, reason in requests.items():
+            driver = self.drivers.get(activity_id)
+            if driver is not None:
+                driver.stop(reason)

@@ -14,18 +14,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import psycopg
 from golem.node import GolemNode
 from golem.resources import Activity, Deploy, PoolingBatch, Start
 
-from golem_tasks import taskstore
-from golem_tasks.activities import end_activity
 from golem_tasks.appmodule import App
-from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import describe
 from golem_tasks.retry import is_transient, our_side, patiently, retrying
-from golem_tasks.runlog import record_error
-from golem_tasks.taskstore import Claim, ClaimRequest
+from golem_tasks.store import activities, agreements, errors, runs, tasks
+from golem_tasks.store.records import (
+    ActivityStatus,
+    Agreement,
+    AgreementStatus,
+    Run,
+    RunStatus,
+)
+from golem_tasks.store.tasks import Claim, ClaimRequest
 from workers.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -71,12 +75,12 @@ async def default_setup(activity: Activity) -> None:
 
 
 class ActivityDriver:
-    def __init__(self, ctx: WorkerContext, run: dict[str, Any], agreement: dict[str, Any]) -> None:
+    def __init__(self, ctx: WorkerContext, run: Run, agreement: Agreement) -> None:
         self.ctx = ctx
         self.run = run
-        self.run_id: str = run["id"]
-        self.agreement_id: str = agreement["id"]
-        self.app: App = ctx.app(run["app"])
+        self.run_id = run.id
+        self.agreement_id = agreement.id
+        self.app: App = ctx.app(run.app)
         self.activity: Activity | None = None
         self.stop_reason: str | None = None
         self._stopped = asyncio.Event()
@@ -113,7 +117,7 @@ class ActivityDriver:
         if self.activity is None:
             return  # another worker drives it
         self.ctx.drivers[self.activity.id] = self
-        status, reason = "stopped", "no more tasks"
+        status, reason = ActivityStatus.STOPPED, "no more tasks"
         try:
             if not reused:
                 await self._setup()
@@ -121,7 +125,7 @@ class ActivityDriver:
             if self.stop_reason:
                 reason = self.stop_reason
         except ActivityFailed as exc:
-            status, reason = "failed", str(exc)
+            status, reason = ActivityStatus.FAILED, str(exc)
         except ActivityRetired as exc:
             reason = str(exc)
         except BaseException as exc:
@@ -140,19 +144,23 @@ class ActivityDriver:
         """Take over a live activity of this agreement, or create one. True when reused;
         ``self.activity`` stays None when another worker still drives it."""
         async with self.ctx.pool.connection() as conn:
-            latest = await access.one(conn, "latest_activity", agreement_id=self.agreement_id)
-        if latest is not None and latest["status"] in ("new", "deploying", "ready"):
-            activity = self.ctx.node.activity(latest["id"])
+            latest = await activities.latest(conn, self.agreement_id)
+        if latest is not None and not latest.status.ended:
+            activity = self.ctx.node.activity(latest.id)
             state = await self._state(activity)
-            if latest["status"] == "ready" and state == "Ready":
+            if latest.status is ActivityStatus.READY and state == "Ready":
                 return await self._take_over(activity)
             else:
                 reason = f"left in state {state} by a worker that stopped"
                 with contextlib.suppress(Exception):
                     await activity.destroy()
                 async with self.ctx.pool.connection() as conn:
-                    await end_activity(
-                        conn, activity.id, status="stopped", reason=reason, count_attempt=True
+                    await activities.end(
+                        conn,
+                        activity.id,
+                        status=ActivityStatus.STOPPED,
+                        reason=reason,
+                        count_attempt=True,
                     )
         agreement = self.ctx.node.agreement(self.agreement_id)
         try:
@@ -183,16 +191,12 @@ class ActivityDriver:
         deadline = asyncio.get_running_loop().time() + self.ctx.lease_s + 5
         while True:
             async with self.ctx.pool.connection() as conn:
-                taken = await access.one(
-                    conn,
-                    "take_over_activity",
-                    id=activity.id,
-                    worker=self.ctx.name,
-                    lease_s=self.ctx.lease_s,
+                taken = await activities.take_over(
+                    conn, activity.id, self.ctx.name, self.ctx.lease_s
                 )
                 if taken:
                     # The dead worker's task counts as an attempt, as an expired lease does.
-                    await taskstore.release_activity(
+                    await tasks.release_activity(
                         conn, activity.id, "its worker stopped", count_attempt=True
                     )
                     self.activity = activity
@@ -205,9 +209,8 @@ class ActivityDriver:
 
     async def _record_activity(self, activity: Activity) -> None:
         async with self.ctx.pool.connection() as conn:
-            await access.execute(
+            await activities.insert(
                 conn,
-                "insert_activity",
                 id=activity.id,
                 run_id=self.run_id,
                 agreement_id=self.agreement_id,
@@ -241,7 +244,7 @@ class ActivityDriver:
         finally:
             self._current = None
         async with self.ctx.pool.connection() as conn:
-            await access.execute(conn, "activity_ready", id=self.activity.id)
+            await activities.ready(conn, self.activity.id)
         logger.info("activity %s ready", self.activity.id)
 
     async def _work(self) -> None:
@@ -292,17 +295,17 @@ class ActivityDriver:
         """All fed and nothing pending; with follow-ups, also nothing running that could
         still add tasks (so activities are not ended just before a result adds work)."""
 
-        async def check(conn: psycopg.AsyncConnection) -> bool:
-            run = await access.one(conn, "get_run", run_id=self.run_id)
+        async def check(conn: Connection) -> bool:
+            run = await runs.get(conn, self.run_id)
             if self.app.on_result is not None:
-                left = await taskstore.open_count(conn, self.run_id)
+                left = await tasks.open_count(conn, self.run_id)
             else:
-                left = await taskstore.pending_count(conn, self.run_id)
-            return bool(run and run["feed_done"]) and left == 0
+                left = await tasks.pending_count(conn, self.run_id)
+            return run is not None and run.feed_done and left == 0
 
         return await self._db("checking for tasks left", check)
 
-    async def _db(self, what: str, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+    async def _db(self, what: str, work: Callable[[Connection], Awaitable[T]]) -> T:
         """``work`` on a pooled connection, waiting out a database that restarts."""
 
         async def attempt() -> T:
@@ -328,7 +331,7 @@ class ActivityDriver:
         if follow_ups:
             # Follow-ups are stored in the transaction that stores their result.
             return await self._db(
-                what, lambda conn: taskstore.complete(conn, claim, result, batches, follow_ups)
+                what, lambda conn: tasks.complete(conn, claim, result, batches, follow_ups)
             )
         request = ClaimRequest(
             claim.activity_id, claim, result, batches, not self._stopped.is_set()
@@ -388,7 +391,7 @@ class ActivityDriver:
         follow_ups: list[Any] = []
         try:
             result = await self._current
-            taskstore.check_json(result, "the result of execute_task")
+            tasks.check_json(result, "the result of execute_task")
             follow_ups = await self._follow_ups(claim, result)
         except asyncio.CancelledError:
             if not self._stopped.is_set():
@@ -421,16 +424,14 @@ class ActivityDriver:
         if self._stopped.is_set():
             await self._db(
                 "giving back a stopped task",
-                lambda conn: taskstore.release_activity(
-                    conn, activity.id, error, count_attempt=False
-                ),
+                lambda conn: tasks.release_activity(conn, activity.id, error, count_attempt=False),
             )
             return False
         if await self._our_daemon_down():
             # Not the task's fault nor the provider's: give the attempt back and wait.
             await self._db(
                 "giving back a task our yagna failed",
-                lambda conn: taskstore.release_activity(
+                lambda conn: tasks.release_activity(
                     conn, activity.id, f"our yagna failed: {error}", count_attempt=False
                 ),
             )
@@ -438,7 +439,7 @@ class ActivityDriver:
             return None
         status = await self._db(
             f"recording the failure of task {claim.key}",
-            lambda conn: taskstore.fail(conn, claim, error, batches),
+            lambda conn: tasks.fail(conn, claim, error, batches),
         )
         logger.info("task %s failed on %s (%s): %s", claim.key, activity.id, status, error)
         return False
@@ -448,7 +449,7 @@ class ActivityDriver:
         try:
             follow_ups = await self.app.follow_ups(self.run_id, claim.key, claim.data, result)
             for index, data in enumerate(follow_ups):
-                taskstore.check_json(data, f"follow-up #{index} from on_result")
+                tasks.check_json(data, f"follow-up #{index} from on_result")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -457,20 +458,20 @@ class ActivityDriver:
 
     # -- endings ------------------------------------------------------------------------
 
-    async def _end(self, status: str, reason: str) -> None:
+    async def _end(self, status: ActivityStatus, reason: str) -> None:
         assert self.activity is not None
         with contextlib.suppress(Exception):
             await retrying(self.activity.destroy, what="destroy activity", attempts=3)
         async with self.ctx.pool.connection() as conn:
-            await end_activity(
+            await activities.end(
                 conn,
                 self.activity.id,
                 status=status,
                 reason=reason,
-                count_attempt=status == "failed",
+                count_attempt=status is ActivityStatus.FAILED,
             )
-            if status == "failed":
-                await record_error(
+            if status is ActivityStatus.FAILED:
+                await errors.record(
                     conn,
                     self.run_id,
                     source="worker",
@@ -488,19 +489,15 @@ class ActivityDriver:
             return
         reason = "its job broke" if count_attempt else "its worker stopped"
         async with self.ctx.pool.connection() as conn:
-            await taskstore.release_activity(
+            await tasks.release_activity(
                 conn, self.activity.id, reason, count_attempt=count_attempt
             )
-            await access.execute(
-                conn, "release_activity_driver", id=self.activity.id, worker=self.ctx.name
-            )
+            await activities.release_driver(conn, self.activity.id, self.ctx.name)
 
     async def _give_up_agreement(self, reason: str) -> None:
         async with self.ctx.pool.connection() as conn:
-            await access.execute(
-                conn, "request_agreement_end", id=self.agreement_id, reason=reason, avoid=True
-            )
-            await record_error(
+            await agreements.request_end(conn, self.agreement_id, reason, avoid=True)
+            await errors.record(
                 conn,
                 self.run_id,
                 source="worker",
@@ -531,11 +528,11 @@ def _preview(result: Any, width: int = 80) -> str:
 
 async def _first_of(*waits: Awaitable[Any], timeout: float) -> None:
     """Wait until one of ``waits`` is done or ``timeout`` passed; cancel the rest."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
+    waiting = [asyncio.ensure_future(w) for w in waits]
     try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in waiting:
             task.cancel()
 
 
@@ -546,16 +543,16 @@ async def _missing_execute_task(app: App) -> Any:
 async def drive_agreement(ctx: WorkerContext, run_id: str, agreement_id: str) -> None:
     """The body of one "drive this activity" job."""
     async with ctx.pool.connection() as conn:
-        run = await access.one(conn, "get_run", run_id=run_id)
-        agreement = await access.one(conn, "get_agreement", id=agreement_id)
+        run = await runs.get(conn, run_id)
+        agreement = await agreements.get(conn, agreement_id)
     if run is None or agreement is None:
         logger.warning("job for unknown run %s / agreement %s: nothing to do", run_id, agreement_id)
         return
-    if run["status"] != "running" or agreement["status"] != "approved":
+    if run.status is not RunStatus.RUNNING or agreement.status is not AgreementStatus.APPROVED:
         return
-    if agreement["terminate_reason"]:
+    if agreement.terminate_reason:
         return
-    refused = ctx.refuses(run)
+    refused = ctx.refuses(run.id, run.requestor_id)
     if refused is not None:
         # Only reachable through a --queue of another requestor, which the worker refuses;
         # the supervisor dispatches the agreement again to its own queue.

@@ -12,8 +12,8 @@ from golem_tasks.cli.options import dsn_option
 from golem_tasks.config import describe_dsn
 from golem_tasks.db import migrate
 from golem_tasks.db.connect import connection
+from golem_tasks.db.embedded import ListenAddress, parse_listen
 from golem_tasks.dsn import embedded_server, resolve_dsn
-from golem_tasks.embedded import ListenAddress, parse_listen
 from golem_tasks.errors import UserError
 
 

@@ -12,11 +12,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from golem_tasks.devnet.exports import APPKEY_ENV, READY
 from golem_tasks.errors import UserError
+
+if TYPE_CHECKING:
+    from golem_tasks.devnet.runner import Devnet
 
 
 @click.command()
@@ -128,7 +132,7 @@ def devnet(
         asyncio.run(_serve(net))
 
 
-async def _serve(net) -> None:
+async def _serve(net: Devnet) -> None:
     try:
         await net.start()
     except OSError as exc:
@@ -187,7 +191,7 @@ def _detach(log_file: Path | None, app_key: str | None) -> None:
             env=env,
         )
     assert child.stdout is not None
-    lines = []
+    lines: list[str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = child.stdout.readline().decode()

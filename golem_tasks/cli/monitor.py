@@ -9,15 +9,14 @@ import time
 from typing import TextIO
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from golem_tasks.cli.options import checked_run_id, dsn_option
-from golem_tasks.db import access
 from golem_tasks.db.connect import connection, require_schema
 from golem_tasks.dsn import resolve_dsn
 from golem_tasks.errors import UserError
-from golem_tasks.monitor import export, render, views
+from golem_tasks.monitor import export, render, tables, views
 from golem_tasks.monitor.snapshot import RunSnapshot, resolve_run_id, snapshot
 
 run_id_option = click.option(
@@ -54,7 +53,7 @@ def list_runs(dsn: str | None, limit: int, as_json: bool) -> None:
     async def go() -> list[dict[str, object]]:
         async with connection(resolved, autocommit=True) as conn:
             await require_schema(conn, resolved)
-            return await access.all_rows(conn, "list_runs", limit=limit)
+            return await tables.recent_runs(conn, limit)
 
     rows = asyncio.run(go())
     if as_json:
@@ -101,7 +100,7 @@ def show(
         echo_json(views.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities))))
         return
 
-    def view() -> object:
+    def view() -> RenderableType:
         return render.detail(asyncio.run(_snapshot(resolved, run_id, activities=activities)))
 
     if not follow:
@@ -131,7 +130,7 @@ def results(dsn: str | None, run_id: str | None, fmt: str, output: TextIO) -> No
         async with connection(resolved) as conn:
             await require_schema(conn, resolved)
             rid = await resolve_run_id(conn, run_id)
-            rows = await access.all_rows(conn, "task_results", run_id=rid)
+            rows = await tables.task_results(conn, rid)
         return export.WRITERS[fmt](rows, output)
 
     count = asyncio.run(go())

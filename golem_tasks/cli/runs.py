@@ -24,9 +24,9 @@ from golem_tasks.dsn import resolve_dsn
 from golem_tasks.errors import UserError
 from golem_tasks.pricing import PriceLimits
 from golem_tasks.runner import Runner
+from golem_tasks.store.tasks import DEFAULT_LEASE_S
 from golem_tasks.supervisor import RunOptions, RunOutcome, Supervisor
 from golem_tasks.supervisor.supervisor import SupervisorLost
-from golem_tasks.taskstore import DEFAULT_LEASE_S
 from golem_tasks.yagna import check_yagna
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from golem_tasks.db.queries import queries
+from golem_tasks.db.types import Connection, Row
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
@@ -18,17 +18,25 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: Jsonb(v) if isinstance(v, dict) else v for k, v in params.items()}
 
 
-async def execute(conn: psycopg.AsyncConnection, name: str, **params: Any) -> int:
+async def execute(conn: Connection, name: str, **params: Any) -> int:
     """Run a statement; return the number of rows it touched."""
     cur = await conn.execute(getattr(queries, name), _params(params))
     return cur.rowcount
 
 
-async def one(conn: psycopg.AsyncConnection, name: str, **params: Any) -> dict[str, Any] | None:
+async def one(conn: Connection, name: str, **params: Any) -> Row | None:
     cur = await conn.execute(getattr(queries, name), _params(params))
     return await cur.fetchone()
 
 
-async def all_rows(conn: psycopg.AsyncConnection, name: str, **params: Any) -> list[dict[str, Any]]:
+async def the_row(conn: Connection, name: str, **params: Any) -> Row:
+    """A statement that always returns a row (an aggregate, an ``INSERT … RETURNING``)."""
+    row = await one(conn, name, **params)
+    if row is None:
+        raise LookupError(f"query {name!r} returned no row")
+    return row
+
+
+async def all_rows(conn: Connection, name: str, **params: Any) -> list[Row]:
     cur = await conn.execute(getattr(queries, name), _params(params))
     return await cur.fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -12,6 +13,7 @@ from psycopg_pool.base import AttemptWithBackoff
 
 from golem_tasks.config import describe_dsn, mask_password, with_tcp_liveness
 from golem_tasks.db import migrate
+from golem_tasks.db.types import Connection, Pool
 from golem_tasks.errors import UserError
 
 CONNECT_TIMEOUT_S = 10
@@ -24,7 +26,7 @@ def connection_error(dsn: str, exc: Exception) -> UserError:
     )
 
 
-async def connect(dsn: str, *, autocommit: bool = False) -> psycopg.AsyncConnection:
+async def connect(dsn: str, *, autocommit: bool = False) -> Connection:
     """An async connection returning dict rows; a failure is a :class:`UserError`."""
     try:
         return await psycopg.AsyncConnection.connect(
@@ -38,9 +40,7 @@ async def connect(dsn: str, *, autocommit: bool = False) -> psycopg.AsyncConnect
 
 
 @contextlib.asynccontextmanager
-async def connection(
-    dsn: str, *, autocommit: bool = False
-) -> AsyncIterator[psycopg.AsyncConnection]:
+async def connection(dsn: str, *, autocommit: bool = False) -> AsyncIterator[Connection]:
     conn = await connect(dsn, autocommit=autocommit)
     async with conn:
         yield conn
@@ -57,8 +57,12 @@ class _CappedBackoff(AttemptWithBackoff):
         self.delay = min(self.delay, self.MAX_DELAY_S)
 
 
-class RestartTolerantPool(AsyncConnectionPool):
-    """A pool that reconnects within seconds of a restarted server coming back."""
+_C = TypeVar("_C", bound="psycopg.AsyncConnection[Any]")
+
+
+class RestartTolerantPool(AsyncConnectionPool[_C]):
+    """A pool that reconnects within seconds of a restarted server coming back (generic:
+    procrastinate's connector makes one of its own connections)."""
 
     async def _add_connection(
         self, attempt: AttemptWithBackoff | None, growing: bool = False
@@ -68,9 +72,9 @@ class RestartTolerantPool(AsyncConnectionPool):
         await super()._add_connection(attempt, growing=growing)
 
 
-async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
+async def open_pool(dsn: str, *, max_size: int) -> Pool:
     """An open pool of autocommit, dict-row connections; a failure is a :class:`UserError`."""
-    pool = RestartTolerantPool(
+    pool = RestartTolerantPool[Connection](
         with_tcp_liveness(dsn),
         kwargs={"row_factory": dict_row, "autocommit": True},
         min_size=1,
@@ -87,7 +91,7 @@ async def open_pool(dsn: str, *, max_size: int) -> AsyncConnectionPool:
     return pool
 
 
-async def require_schema(conn: psycopg.AsyncConnection, dsn: str) -> int:
+async def require_schema(conn: Connection, dsn: str) -> int:
     """Refuse to go on without an up-to-date golem-tasks schema; return its version."""
     version = await migrate.current_version(conn)
     where = describe_dsn(dsn)

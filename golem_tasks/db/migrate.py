@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
 from golem_tasks.db.queries import queries
+from golem_tasks.db.types import Connection
 
 #: The PostgreSQL schema that holds procrastinate's tables and functions.
 PROCRASTINATE_SCHEMA = "procrastinate"
@@ -92,7 +92,7 @@ def latest_version(migrations: Sequence[Migration] | None = None) -> int:
     return max(m.version for m in migrations)
 
 
-async def current_version(conn: psycopg.AsyncConnection) -> int | None:
+async def current_version(conn: Connection) -> int | None:
     """The schema version of the database; ``None`` when it has no golem-tasks schema."""
     cur = conn.cursor(row_factory=tuple_row)
     row = await (await cur.execute(queries.schema_present)).fetchone()
@@ -102,9 +102,7 @@ async def current_version(conn: psycopg.AsyncConnection) -> int | None:
     return int(row[0]) if row else 0
 
 
-async def install(
-    conn: psycopg.AsyncConnection, migrations: Sequence[Migration] | None = None
-) -> InstallResult:
+async def install(conn: Connection, migrations: Sequence[Migration] | None = None) -> InstallResult:
     """Apply the missing migrations atomically; safe to run concurrently and repeatedly."""
     migrations = list(migrations if migrations is not None else bundled())
     applied: list[Migration] = []

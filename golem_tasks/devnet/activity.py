@@ -298,7 +298,8 @@ class ExeUnits:
         self.on_crash: Callable[[Activity], None] = lambda activity: None
 
     async def close(self) -> None:
-        self._closing = ending = []
+        ending: list[tuple[Activity, list[asyncio.Task]]] = []
+        self._closing = ending
         for activity in list(self.activities.values()):
             self.terminate(activity, reason="Devnet shut down")
         while self._cleanups:

@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from golem_tasks.devnet.activity import Activity
 from golem_tasks.devnet.errors import BadRequest
 from golem_tasks.devnet.rest import (
     body_error,
@@ -81,7 +82,7 @@ async def batch_results(request: web.Request) -> web.StreamResponse:
     return respond(results)
 
 
-async def _stream(request: web.Request, activity, batch_id: str) -> web.StreamResponse:
+async def _stream(request: web.Request, activity: Activity, batch_id: str) -> web.StreamResponse:
     """Server-sent events in yagna's framing: ``event: runtime``, ``data:``, ``id:``.
 
     The payload is what yagna sends and golem-js reads (``stdout``/``stderr`` as a plain

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from golem_tasks.devnet.clock import isoformat
 from golem_tasks.devnet.errors import ApiError, NotFound
+from golem_tasks.devnet.events import EventLog
+from golem_tasks.devnet.payment import DEBIT_NOTE, INVOICE, Document, Kind
 from golem_tasks.devnet.rest import (
     body_error,
     body_object,
@@ -67,83 +71,70 @@ async def release_allocation(request: web.Request) -> web.Response:
     return respond(None)
 
 
-def _listing(request: web.Request, documents: list) -> list:
-    after = query_timestamp(request, "afterTimestamp")
-    max_items = query_int(request, "maxItems", 10, low=1, high=100)  # the contract's bounds
-    assert max_items is not None
-    return network(request).payments.listed(documents, after, max_items)
+@dataclass(frozen=True)
+class _DocumentRoutes:
+    """Where a kind of payment document lives in the API, and how it differs there."""
+
+    kind: Kind
+    path: str
+    events_path: str
+    #: Rejecting it can be switched off (yagna 0.17.6 does not implement it for debit notes).
+    rejection_switchable: bool
 
 
-async def list_debit_notes(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    notes = _listing(request, list(payments.debit_notes.values()))
-    return respond([payments.debit_note_json(n) for n in notes])
+_DOCUMENTS = (
+    _DocumentRoutes(DEBIT_NOTE, "/debitNotes", "/debitNoteEvents", rejection_switchable=True),
+    _DocumentRoutes(INVOICE, "/invoices", "/invoiceEvents", rejection_switchable=False),
+)
 
 
-async def get_debit_note(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    return respond(payments.debit_note_json(payments.debit_note(request.match_info["note_id"])))
+def _document_routes(where: _DocumentRoutes) -> list[web.RouteDef]:
+    """List, get, accept, reject, payments and events of one kind of document."""
+    kind = where.kind
 
+    def document(request: web.Request) -> Document:
+        return network(request).payments.document(kind, request.match_info["document_id"])
 
-async def accept_debit_note(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    note = payments.debit_note(request.match_info["note_id"])
-    query_timeout(request)
-    payments.accept_debit_note(note.id, await body_object(request))
-    return respond(None)
+    async def list_documents(request: web.Request) -> web.Response:
+        after = query_timestamp(request, "afterTimestamp")
+        max_items = query_int(request, "maxItems", 10, low=1, high=100)  # the contract's bounds
+        assert max_items is not None
+        payments = network(request).payments
+        listed = payments.listed(kind, after, max_items)
+        return respond([payments.document_json(d) for d in listed])
 
+    async def get_document(request: web.Request) -> web.Response:
+        return respond(network(request).payments.document_json(document(request)))
 
-async def reject_debit_note(request: web.Request) -> web.Response:
-    if not network(request).debit_note_rejection:
-        raise ApiError("Not implemented", status=501)
-    payments = network(request).payments
-    note = payments.debit_note(request.match_info["note_id"])
-    query_timeout(request)
-    payments.reject(note, await body_object(request))
-    return respond(None)
+    async def accept(request: web.Request) -> web.Response:
+        found = document(request)
+        query_timeout(request)
+        network(request).payments.accept(found, await body_object(request))
+        return respond(None)
 
+    async def reject(request: web.Request) -> web.Response:
+        if where.rejection_switchable and not network(request).debit_note_rejection:
+            raise ApiError("Not implemented", status=501)
+        found = document(request)
+        query_timeout(request)
+        network(request).payments.reject(found, await body_object(request))
+        return respond(None)
 
-async def debit_note_payments(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    note = payments.debit_note(request.match_info["note_id"])
-    return respond(_document_payments(request, note.payments))
+    async def document_payments(request: web.Request) -> web.Response:
+        return respond(_document_payments(request, document(request).payments))
 
+    async def events(request: web.Request) -> web.Response:
+        return await _events(request, network(request).payments.events[kind])
 
-async def debit_note_events(request: web.Request) -> web.Response:
-    return await _events(request, network(request).payments.debit_note_events)
-
-
-async def list_invoices(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    invoices = _listing(request, list(payments.invoices.values()))
-    return respond([payments.invoice_json(i) for i in invoices])
-
-
-async def get_invoice(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    return respond(payments.invoice_json(payments.invoice(request.match_info["invoice_id"])))
-
-
-async def accept_invoice(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    invoice = payments.invoice(request.match_info["invoice_id"])
-    query_timeout(request)
-    payments.accept_invoice(invoice.id, await body_object(request))
-    return respond(None)
-
-
-async def reject_invoice(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    invoice = payments.invoice(request.match_info["invoice_id"])
-    query_timeout(request)
-    payments.reject(invoice, await body_object(request))
-    return respond(None)
-
-
-async def invoice_payments(request: web.Request) -> web.Response:
-    payments = network(request).payments
-    invoice = payments.invoice(request.match_info["invoice_id"])
-    return respond(_document_payments(request, invoice.payments))
+    one = PREFIX + where.path + "/{document_id}"
+    return [
+        web.get(PREFIX + where.path, list_documents),
+        web.get(one, get_document),
+        web.post(one + "/accept", accept),
+        web.post(one + "/reject", reject),
+        web.get(one + "/payments", document_payments),
+        web.get(PREFIX + where.events_path, events),
+    ]
 
 
 def _document_payments(request: web.Request, found: list[dict]) -> list[dict]:
@@ -166,15 +157,11 @@ async def payments_status(request: web.Request) -> web.Response:
     return respond([])
 
 
-async def invoice_events(request: web.Request) -> web.Response:
-    return await _events(request, network(request).payments.invoice_events)
-
-
 async def list_payments(request: web.Request) -> web.Response:
     return await _events(request, network(request).payments.payments)
 
 
-async def _events(request: web.Request, log) -> web.Response:
+async def _events(request: web.Request, log: EventLog) -> web.Response:
     timeout = query_timeout(request)
     max_events = query_max_events(request)
     after = query_timestamp(request, "afterTimestamp")
@@ -184,8 +171,6 @@ async def _events(request: web.Request, log) -> web.Response:
 def routes() -> list[web.RouteDef]:
     p = PREFIX
     allocation = p + "/allocations/{allocation_id}"
-    note = p + "/debitNotes/{note_id}"
-    invoice = p + "/invoices/{invoice_id}"
     return [
         web.get(p + "/requestorAccounts", requestor_accounts),
         web.get(p + "/demandDecorations", demand_decorations),
@@ -194,18 +179,7 @@ def routes() -> list[web.RouteDef]:
         web.get(allocation, get_allocation),
         web.put(allocation, amend_allocation),
         web.delete(allocation, release_allocation),
-        web.get(p + "/debitNotes", list_debit_notes),
-        web.get(note, get_debit_note),
-        web.post(note + "/accept", accept_debit_note),
-        web.post(note + "/reject", reject_debit_note),
-        web.get(note + "/payments", debit_note_payments),
-        web.get(p + "/debitNoteEvents", debit_note_events),
-        web.get(p + "/invoices", list_invoices),
-        web.get(invoice, get_invoice),
-        web.post(invoice + "/accept", accept_invoice),
-        web.post(invoice + "/reject", reject_invoice),
-        web.get(invoice + "/payments", invoice_payments),
-        web.get(p + "/invoiceEvents", invoice_events),
+        *(route for where in _DOCUMENTS for route in _document_routes(where)),
         web.get(p + "/payments", list_payments),
         web.get(p + "/payments/status", payments_status),
     ]

@@ -100,7 +100,8 @@ class Timers:
         handle: asyncio.Handle | None = None
 
         def fire() -> None:
-            self._handles.discard(handle)  # type: ignore[arg-type]
+            if handle is not None:
+                self._handles.discard(handle)
             callback(*args)
 
         handle = schedule(fire)

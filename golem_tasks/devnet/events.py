@@ -69,7 +69,7 @@ class EventQueue:
         return len(self._items)
 
     def take(self, max_events: int) -> list[dict[str, Any]]:
-        taken = []
+        taken: list[dict[str, Any]] = []
         while self._items and len(taken) < max_events:
             taken.append(self._items.popleft())
         return taken

@@ -26,7 +26,9 @@ import socket
 import string
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
@@ -208,7 +210,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             yield from _read_exactly(self.rfile, int(self.headers.get("Content-Length") or 0))
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> Any:
+def _read_exactly(stream: BufferedIOBase, size: int) -> Iterator[bytes]:
     left = size
     while left > 0:
         chunk = stream.read(min(CHUNK, left))
@@ -232,7 +234,7 @@ class Server:
     def __init__(self, host: str, advertise: str) -> None:
         self.files = Files()
         handler = type("BoundHandler", (Handler,), {"files": self.files})
-        server_class = HttpServer
+        server_class: type[HttpServer] = HttpServer
         if ":" in host:
             server_class = type("HttpServer6", (HttpServer,), {"address_family": socket.AF_INET6})
         self.http = server_class((host, 0), handler)

@@ -9,6 +9,7 @@ refused when they nest deeper than any yagna document does.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 #: Deepest nesting accepted (yagna's documents nest a handful of levels).
@@ -38,6 +39,7 @@ def depth(value: Any) -> int:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

@@ -14,6 +14,7 @@ import logging
 import random
 import shutil
 import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -170,7 +171,7 @@ class Network:
     def destroy_activity(self, activity: Activity) -> None:
         self.exeunits.terminate(activity)
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

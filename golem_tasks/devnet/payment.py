@@ -8,13 +8,14 @@ covers its whole agreement), and an allocation never pays more than it has left
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from golem_tasks.devnet.clock import Clock, Timers, after, isoformat, parse_timestamp
 from golem_tasks.devnet.errors import BadRequest, Gone, NotFound
@@ -72,7 +73,7 @@ class Allocation:
     timeout: datetime | None
     spent: Decimal = Decimal(0)
     released: datetime | None = None  # when it was released (or timed out)
-    timer: object | None = None  # the asyncio handle of its timeout
+    timer: asyncio.Handle | None = None  # its timeout
 
     @property
     def remaining(self) -> Decimal:
@@ -94,9 +95,27 @@ class Allocation:
         return body
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What differs between debit notes and invoices in yagna's payment API, as data."""
+
+    #: The prefix of its event types (``DebitNoteReceivedEvent``).
+    event: str
+    #: Its name in error messages.
+    label: str
+    #: Its id's key in its JSON body and in its events.
+    id_key: str
+
+
+DEBIT_NOTE = Kind("DebitNote", "Debit note", "debitNoteId")
+INVOICE = Kind("Invoice", "Invoice", "invoiceId")
+
+
 @dataclass(eq=False)
 class Document:
     """What debit notes and invoices share: parties, amount, status."""
+
+    kind: ClassVar[Kind]
 
     id: str
     agreement_id: str
@@ -119,17 +138,42 @@ class Document:
         """The requestor has decided: nothing more can happen to the document."""
         return self.status != "RECEIVED"
 
+    def own_json(self) -> dict[str, Any]:
+        """The fields of its JSON body that only its kind has."""
+        raise NotImplementedError
+
 
 @dataclass(eq=False)
 class DebitNote(Document):
+    kind: ClassVar[Kind] = DEBIT_NOTE
     activity_id: str = ""
     previous_id: str | None = None
     usage: list[float] = field(default_factory=list)
 
+    def own_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "activityId": self.activity_id,
+            "totalAmountDue": amount_text(self.amount),
+            "usageCounterVector": self.usage,
+        }
+        if self.previous_id is not None:
+            body["previousDebitNoteId"] = self.previous_id
+        if self.due is not None:
+            body["paymentDueDate"] = isoformat(self.due)
+        return body
+
 
 @dataclass(eq=False)
 class Invoice(Document):
+    kind: ClassVar[Kind] = INVOICE
     activity_ids: list[str] = field(default_factory=list)
+
+    def own_json(self) -> dict[str, Any]:
+        return {
+            "activityIds": self.activity_ids,
+            "amount": amount_text(self.amount),
+            "paymentDueDate": isoformat(self.due or self.timestamp),
+        }
 
 
 class Payments:
@@ -149,8 +193,7 @@ class Payments:
         self.allocations: dict[str, Allocation] = {}
         self.debit_notes: dict[str, DebitNote] = {}
         self.invoices: dict[str, Invoice] = {}
-        self.debit_note_events = EventLog()
-        self.invoice_events = EventLog()
+        self.events = {DEBIT_NOTE: EventLog(), INVOICE: EventLog()}
         self.payments = EventLog()
         self._accepted_activity: dict[str, Decimal] = {}
         self._accepted_agreement: dict[str, Decimal] = {}
@@ -284,7 +327,7 @@ class Payments:
         return timeout
 
     def _schedule_release(self, allocation: Allocation, now: datetime) -> None:
-        self._timers.cancel(allocation.timer)  # type: ignore[arg-type]
+        self._timers.cancel(allocation.timer)
         allocation.timer = None
         if allocation.timeout is not None:
             when = self.clock.deadline(allocation.timeout, now)
@@ -339,7 +382,7 @@ class Payments:
         if allocation.released:
             raise Gone(f"Allocation {allocation_id} has been already released")
         allocation.released = self.clock.now()
-        self._timers.cancel(allocation.timer)  # type: ignore[arg-type]
+        self._timers.cancel(allocation.timer)
         allocation.timer = None
 
     def decorations(self, allocation_ids: Sequence[str]) -> dict[str, Any]:
@@ -389,7 +432,7 @@ class Payments:
         self._last_note[activity_id] = note.id
         self._agreement_of[activity_id] = agreement_id
         self.debit_notes[note.id] = note
-        self._document_event(note, "DebitNoteReceivedEvent", now)
+        self._document_event(note, "Received", now)
         return note
 
     def issue_invoice(
@@ -416,44 +459,42 @@ class Payments:
         )
         self.invoices[invoice.id] = invoice
         self._invoice_of[agreement_id] = invoice.id
-        self._document_event(invoice, "InvoiceReceivedEvent", now)
+        self._document_event(invoice, "Received", now)
         return invoice
 
+    @property
+    def debit_note_events(self) -> EventLog:
+        return self.events[DEBIT_NOTE]
+
+    @property
+    def invoice_events(self) -> EventLog:
+        return self.events[INVOICE]
+
     def _document_event(
-        self, document: Document, event_type: str, date: datetime | None = None, **extra: Any
+        self, document: Document, what: str, date: datetime | None = None, **extra: Any
     ) -> None:
+        """``what`` happened to the document: ``Received``, ``Accepted``, ``Rejected``."""
         date = date or self.clock.event_time()
-        key = "debitNoteId" if isinstance(document, DebitNote) else "invoiceId"
-        body = {"eventType": event_type, "eventDate": isoformat(date), key: document.id, **extra}
-        log = self.debit_note_events if isinstance(document, DebitNote) else self.invoice_events
-        log.append(date, document.session, body)
+        kind = document.kind
+        body = {
+            "eventType": f"{kind.event}{what}Event",
+            "eventDate": isoformat(date),
+            kind.id_key: document.id,
+            **extra,
+        }
+        self.events[kind].append(date, document.session, body)
 
     # ------------------------------------------------------------------ documents out
-    def debit_note_json(self, note: DebitNote) -> dict[str, Any]:
-        body = self._document_json(note)
-        body.update(
-            debitNoteId=note.id,
-            activityId=note.activity_id,
-            totalAmountDue=amount_text(note.amount),
-            usageCounterVector=note.usage,
-        )
-        if note.previous_id is not None:
-            body["previousDebitNoteId"] = note.previous_id
-        if note.due is not None:
-            body["paymentDueDate"] = isoformat(note.due)
-        return body
+    def documents(self, kind: Kind) -> Mapping[str, Document]:
+        return self.debit_notes if kind is DEBIT_NOTE else self.invoices
 
-    def invoice_json(self, invoice: Invoice) -> dict[str, Any]:
-        body = self._document_json(invoice)
-        body.update(
-            invoiceId=invoice.id,
-            activityIds=invoice.activity_ids,
-            amount=amount_text(invoice.amount),
-            paymentDueDate=isoformat(invoice.due or invoice.timestamp),
-        )
-        return body
+    def document(self, kind: Kind, document_id: str) -> Document:
+        document = self.documents(kind).get(document_id)
+        if document is None:
+            raise NotFound(f"{kind.label} {document_id} not found")
+        return document
 
-    def _document_json(self, document: Document) -> dict[str, Any]:
+    def document_json(self, document: Document) -> dict[str, Any]:
         return {
             "issuerId": document.issuer_id,
             "recipientId": self.requestor_id,
@@ -463,23 +504,13 @@ class Payments:
             "timestamp": isoformat(document.timestamp),
             "agreementId": document.agreement_id,
             "status": document.status,
+            document.kind.id_key: document.id,
+            **document.own_json(),
         }
 
-    def debit_note(self, note_id: str) -> DebitNote:
-        note = self.debit_notes.get(note_id)
-        if note is None:
-            raise NotFound(f"Debit note {note_id} not found")
-        return note
-
-    def invoice(self, invoice_id: str) -> Invoice:
-        invoice = self.invoices.get(invoice_id)
-        if invoice is None:
-            raise NotFound(f"Invoice {invoice_id} not found")
-        return invoice
-
-    @staticmethod
-    def listed(documents: Sequence[Document], after: datetime | None, max_items: int) -> list:
-        chosen = [d for d in documents if after is None or d.timestamp > after]
+    def listed(self, kind: Kind, after: datetime | None, max_items: int) -> list[Document]:
+        """The oldest ``max_items`` documents of a kind issued after ``after``."""
+        chosen = [d for d in self.documents(kind).values() if after is None or d.timestamp > after]
         chosen.sort(key=lambda d: d.timestamp)
         return chosen[:max_items]
 
@@ -499,37 +530,39 @@ class Payments:
             )
         return allocation
 
-    def accept_debit_note(self, note_id: str, body: Mapping[str, Any]) -> None:
-        note = self.debit_note(note_id)
-        if _already_accepted(note, body, "Debit note"):
+    def accept(self, document: Document, body: Mapping[str, Any]) -> None:
+        """Accept the exact amount; only what was not accepted before is spent."""
+        if _already_accepted(document, body):
             return
-        invoice_id = self._invoice_of.get(note.agreement_id)
-        if invoice_id is not None and self.invoices[invoice_id].status != "RECEIVED":
-            return  # the invoice already settled the agreement
-        before = self._accepted_activity.get(note.activity_id, Decimal(0))
-        to_pay = max(Decimal(0), note.amount - before)
+        to_pay = self._to_pay(document)
+        if to_pay is None:
+            return  # the agreement's invoice already settled it
         allocation = self._paying_allocation(body.get("allocationId"), to_pay)
-        self._spend(allocation, to_pay, note)
-        self._accepted_activity[note.activity_id] = max(before, note.amount)
-        note.set_status("ACCEPTED", self.clock.now())
-        self._document_event(note, "DebitNoteAcceptedEvent")
+        self._spend(allocation, to_pay, document)
+        if isinstance(document, DebitNote):
+            before = self._accepted_activity.get(document.activity_id, Decimal(0))
+            self._accepted_activity[document.activity_id] = max(before, document.amount)
+        document.set_status("ACCEPTED", self.clock.now())
+        self._document_event(document, "Accepted")
 
-    def accept_invoice(self, invoice_id: str, body: Mapping[str, Any]) -> None:
-        invoice = self.invoice(invoice_id)
-        if _already_accepted(invoice, body, "Invoice"):
-            return
-        before = self._accepted_agreement.get(invoice.agreement_id, Decimal(0))
-        if invoice.amount < before:
+    def _to_pay(self, document: Document) -> Decimal | None:
+        """What accepting a document spends: a debit note is cumulative per activity (and
+        owes nothing once its agreement's invoice was accepted), an invoice is its
+        agreement's final total."""
+        if isinstance(document, DebitNote):
+            invoice_id = self._invoice_of.get(document.agreement_id)
+            if invoice_id is not None and self.invoices[invoice_id].status != "RECEIVED":
+                return None
+            before = self._accepted_activity.get(document.activity_id, Decimal(0))
+            return max(Decimal(0), document.amount - before)
+        before = self._accepted_agreement.get(document.agreement_id, Decimal(0))
+        if document.amount < before:
             raise BadRequest(
                 "Invoice is smaller than agreement.total_amount_accepted. "
-                f"invoice_id={invoice.id}, invoice_amount={amount_text(invoice.amount)}, "
+                f"invoice_id={document.id}, invoice_amount={amount_text(document.amount)}, "
                 f"total_amount_accepted={amount_text(before)}"
             )
-        to_pay = invoice.amount - before
-        allocation = self._paying_allocation(body.get("allocationId"), to_pay)
-        self._spend(allocation, to_pay, invoice)
-        invoice.set_status("ACCEPTED", self.clock.now())
-        self._document_event(invoice, "InvoiceAcceptedEvent")
+        return document.amount - before
 
     def _spend(self, allocation: Allocation, amount: Decimal, document: Document) -> None:
         if amount <= 0:
@@ -540,7 +573,8 @@ class Payments:
             self._accepted_agreement.get(document.agreement_id, Decimal(0)) + amount
         )
         date = self.clock.event_time()
-        is_note = isinstance(document, DebitNote)
+        # A debit note pays its activity, an invoice its agreement.
+        paid = {"amount": amount_text(amount), "allocationId": allocation.id}
         payment = {
             "paymentId": str(uuid.uuid4()),
             "payerId": self.requestor_id,
@@ -551,22 +585,10 @@ class Payments:
             "amount": amount_text(amount),
             "timestamp": isoformat(date),
             "agreementPayments": []
-            if is_note
-            else [
-                {
-                    "agreementId": document.agreement_id,
-                    "amount": amount_text(amount),
-                    "allocationId": allocation.id,
-                }
-            ],
-            "activityPayments": [
-                {
-                    "activityId": document.activity_id,  # type: ignore[attr-defined]
-                    "amount": amount_text(amount),
-                    "allocationId": allocation.id,
-                }
-            ]
-            if is_note
+            if isinstance(document, DebitNote)
+            else [{"agreementId": document.agreement_id, **paid}],
+            "activityPayments": [{"activityId": document.activity_id, **paid}]
+            if isinstance(document, DebitNote)
             else [],
             "details": "",
         }
@@ -593,8 +615,7 @@ class Payments:
             for key in ("rejectionReason", "totalAmountAccepted", "message")
             if key in body
         }
-        kind = "DebitNote" if isinstance(document, DebitNote) else "Invoice"
-        self._document_event(document, f"{kind}RejectedEvent", rejection=rejection)
+        self._document_event(document, "Rejected", rejection=rejection)
         self.on_rejected(document)
 
     # ------------------------------------------------------------------ memory
@@ -658,7 +679,7 @@ class Payments:
                 del mapping[key]
 
 
-def _already_accepted(document: Any, body: Mapping[str, Any], kind: str) -> bool:
+def _already_accepted(document: Document, body: Mapping[str, Any]) -> bool:
     """yagna's checks before an acceptance: the exact amount, and a live document.
     True when it was accepted before (a repeated acceptance changes nothing)."""
     accepted = parse_amount(body.get("totalAmountAccepted"), "totalAmountAccepted")
@@ -667,5 +688,5 @@ def _already_accepted(document: Any, body: Mapping[str, Any], kind: str) -> bool
     if document.status in ("ACCEPTED", "SETTLED"):
         return True
     if document.status == "CANCELLED":
-        raise BadRequest(f"{kind} cancelled")
+        raise BadRequest(f"{document.kind.label} cancelled")
     return False

@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class RunningProcess:
         ignore = lambda data: None  # noqa: E731
         cls(spawned.result(), ignore, ignore).kill()
 
-    def _read(self, pipe, sink: Callable[[bytes], None]) -> None:
+    def _read(self, pipe: IO[bytes], sink: Callable[[bytes], None]) -> None:
         fd = pipe.fileno()
         try:
             data = os.read(fd, READ_CHUNK)
@@ -133,7 +134,7 @@ class RunningProcess:
             return
         self._close_pipe(pipe)
 
-    def _close_pipe(self, pipe) -> None:
+    def _close_pipe(self, pipe: IO[bytes]) -> None:
         if pipe.closed:
             return
         self._loop.remove_reader(pipe.fileno())

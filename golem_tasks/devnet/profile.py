@@ -29,6 +29,7 @@ import math
 import random
 import re
 import sys
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,9 @@ def _parse_group(item: Any, where: str, index: int) -> Group:
     return Group(count=count, spec=spec)
 
 
-def _typed(cls: type, values: dict[str, Any], where: str, skip: set[str] = frozenset()) -> dict:
+def _typed(
+    cls: type, values: dict[str, Any], where: str, skip: AbstractSet[str] = frozenset()
+) -> dict:
     known = {f.name: f for f in fields(cls) if f.name not in skip}
     unknown = set(values) - set(known)
     if unknown:

@@ -113,7 +113,7 @@ class Devnet:
             await self._runner.cleanup()
             await self.network.close()
             raise
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         logger.info(
             "devnet up at %s with %d providers (seed %d, time scale %g, %s)",
             self.api_url,

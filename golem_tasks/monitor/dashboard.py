@@ -13,12 +13,12 @@ import time
 from importlib import resources
 from typing import Any
 
-import psycopg
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks.db import access
 from golem_tasks.db.connect import open_pool
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
 from golem_tasks.monitor import metrics, views
 from golem_tasks.monitor.snapshot import resolve_run_id, snapshot
@@ -46,7 +46,7 @@ def page(*, poll_s: float = 2.0, frozen: dict[str, Any] | None = None) -> str:
 
 
 async def run_list(
-    conn: psycopg.AsyncConnection, limit: int = RUNS_LISTED, also: str | None = None
+    conn: Connection, limit: int = RUNS_LISTED, also: str | None = None
 ) -> dict[str, Any]:
     """The most recent runs, and the run ``also`` (the one the page shows) when older."""
     rows = await access.all_rows(conn, "list_runs", limit=limit)
@@ -57,7 +57,7 @@ async def run_list(
     return views.runs(rows)
 
 
-async def run_view(conn: psycopg.AsyncConnection, run_id: str) -> dict[str, Any]:
+async def run_view(conn: Connection, run_id: str) -> dict[str, Any]:
     snap = await snapshot(
         conn,
         run_id,
@@ -69,11 +69,11 @@ async def run_view(conn: psycopg.AsyncConnection, run_id: str) -> dict[str, Any]
     return views.dashboard(snap)
 
 
-async def report(conn: psycopg.AsyncConnection, run_id: str | None) -> str:
+async def report(conn: Connection, run_id: str | None) -> str:
     """One self-contained HTML file of a run (the most recent one by default)."""
     resolved = await resolve_run_id(conn, run_id)
     view = await run_view(conn, resolved)
-    row = await access.one(conn, "list_run", run_id=resolved)
+    row = await access.the_row(conn, "list_run", run_id=resolved)
     return page(frozen={"runs": [views.run_row(row)], "run": view})
 
 

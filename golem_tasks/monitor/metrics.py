@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 
 #: Besides every running run, /metrics reports this many of the most recent runs.
 RECENT_RUNS = 10
@@ -25,7 +25,7 @@ ACTIVITY_STATUSES = ("new", "deploying", "ready", "stopped", "failed")
 DECISIONS = ("accepted", "rejected", "refused")
 
 
-async def read(conn: psycopg.AsyncConnection, *, recent: int = RECENT_RUNS) -> dict[str, Any]:
+async def read(conn: Connection, *, recent: int = RECENT_RUNS) -> dict[str, Any]:
     """Everything one scrape reports, in one read-only snapshot."""
     async with conn.transaction():
         await access.execute(conn, "read_only_snapshot")

@@ -7,12 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
-from golem_tasks import ledger
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
-from golem_tasks.taskstore import TaskCounts
+from golem_tasks.store import ledger
+from golem_tasks.store.tasks import TaskCounts
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class RunSnapshot:
         return self.counts.open / (self.counts.done / self.elapsed_s)
 
 
-async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> str:
+async def resolve_run_id(conn: Connection, run_id: str | None) -> str:
     """The given run, or the most recent one; a user error when there is none."""
     if run_id:
         if await access.one(conn, "get_run", run_id=run_id) is None:
@@ -67,15 +66,14 @@ async def resolve_run_id(conn: psycopg.AsyncConnection, run_id: str | None) -> s
     return str(row["id"])
 
 
-async def _counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
+async def _counts(conn: Connection, run_id: str) -> TaskCounts:
     """The run's tasks by status, read from its tallies (not from every task row)."""
-    row = await access.one(conn, "run_task_counts", run_id=run_id)
-    assert row is not None
+    row = await access.the_row(conn, "run_task_counts", run_id=run_id)
     return TaskCounts(**{k: int(v) for k, v in row.items()})
 
 
 async def snapshot(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     *,
     activities: int = 20,
@@ -86,7 +84,7 @@ async def snapshot(
     """The run as of one moment; ``providers`` and ``timeline`` (points) when above 0."""
     async with conn.transaction():
         await access.execute(conn, "read_only_snapshot")
-        now = (await access.one(conn, "db_now"))["now"]
+        now = (await access.the_row(conn, "db_now"))["now"]
         run = await access.one(conn, "get_run", run_id=run_id)
         if run is None:
             raise UserError(f"no run {run_id!r} in this database")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from golem.node import GolemNode
 from golem.resources import Allocation
-from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks.clock import Clock
-from golem_tasks.db import access
+from golem_tasks.db.types import Pool
 from golem_tasks.retry import is_transient
+from golem_tasks.store import ledger
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class Allocations:
     def __init__(
         self,
         node: GolemNode,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         *,
         run_id: str,
         amount: Decimal,
@@ -50,18 +49,18 @@ class Allocations:
         made again when the budget changed (a run resumed with another --budget)."""
         now = self.clock.now()
         async with self.pool.connection() as conn:
-            row = await access.one(conn, "current_allocation", run_id=self.run_id, now=now)
-            first = await access.one(conn, "first_allocation_start", run_id=self.run_id)
-        if row is not None and Decimal(row["amount"]) == self.amount:
-            return self.node.allocation(row["id"])
-        anchor = first["start"] if first and first["start"] else now
+            stored = await ledger.current_allocation(conn, self.run_id, now)
+            first = await ledger.first_allocation_start(conn, self.run_id)
+        if stored is not None and stored.amount == self.amount:
+            return self.node.allocation(stored.id)
+        anchor = first or now
         period_start = anchor + max(0, int((now - anchor) / HOUR)) * HOUR
         released: set[str] = set()
         try:
             allocation = await self._create()
         except Exception as exc:
             async with self.pool.connection() as conn:
-                held = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
+                held = await ledger.unreleased_allocations(conn, self.run_id)
             if is_transient(exc) or not held:
                 raise
             # The account cannot fund a new hour while the past one's allocation is held
@@ -71,13 +70,12 @@ class Allocations:
                 "no allocation for the new hour (%s); releasing %d held before", exc, len(held)
             )
             await self._release(held)
-            released = {row["id"] for row in held}
+            released = {each.id for each in held}
             allocation = await self._create()
         data = await allocation.get_data()
         async with self.pool.connection() as conn:
-            await access.execute(
+            await ledger.insert_allocation(
                 conn,
-                "insert_allocation",
                 id=allocation.id,
                 run_id=self.run_id,
                 amount=self.amount,
@@ -86,8 +84,8 @@ class Allocations:
                 period_start=period_start,
             )
         logger.info("allocation %s: %s for the hour from %s", allocation.id, self.amount, now)
-        if row is not None and row["id"] not in released:  # superseded by the new budget
-            await self._release([row])
+        if stored is not None and stored.id not in released:  # superseded by the new budget
+            await self._release([stored])
         return allocation
 
     async def _create(self) -> Allocation:
@@ -99,20 +97,20 @@ class Allocations:
         """Release allocations whose hour ended over ten minutes ago."""
         cutoff = self.clock.now() - HOUR - RELEASE_GRACE
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
-        await self._release([row for row in rows if row["period_start"] <= cutoff])
+            held = await ledger.unreleased_allocations(conn, self.run_id)
+        await self._release([each for each in held if each.period_start <= cutoff])
 
     async def release_all(self) -> None:
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "unreleased_allocations", run_id=self.run_id)
-        await self._release(rows)
+            held = await ledger.unreleased_allocations(conn, self.run_id)
+        await self._release(held)
 
-    async def _release(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
+    async def _release(self, held: list[ledger.Allocation]) -> None:
+        for each in held:
             try:
-                await self.node.allocation(row["id"]).release()
+                await self.node.allocation(each.id).release()
             except Exception as exc:  # released anyway when it times out on yagna
-                logger.warning("could not release allocation %s: %s", row["id"], exc)
+                logger.warning("could not release allocation %s: %s", each.id, exc)
                 continue
             async with self.pool.connection() as conn:
-                await access.execute(conn, "mark_allocation_released", id=row["id"])
+                await ledger.allocation_released(conn, each.id)

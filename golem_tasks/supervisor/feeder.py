@@ -17,15 +17,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
-from golem_tasks import taskstore
 from golem_tasks.appmodule import App, CallableTasks, describe_callable
-from golem_tasks.db import access
 from golem_tasks.db.listen import Listener
+from golem_tasks.db.types import Connection, Pool
 from golem_tasks.errors import UserError
 from golem_tasks.retry import patiently
-from golem_tasks.taskstore import NewTask
+from golem_tasks.store import runs, tasks
+from golem_tasks.store.tasks import NewTask
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ class _Items:
 class Feeder:
     def __init__(
         self,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         run_id: str,
         app: App,
         *,
@@ -85,10 +83,10 @@ class Feeder:
             self.callables.add(self.run_id, key, item)
             return NewTask(key, position, describe_callable(item))
         try:
-            taskstore.check_json(item, f"task #{position} from get_tasks()")
+            tasks.check_json(item, f"task #{position} from get_tasks()")
         except ValueError as exc:
             raise UserError(f"app {self.app.spec}: {exc}") from None
-        return NewTask(taskstore.task_key(item, position), position, item)
+        return NewTask(tasks.task_key(item, position), position, item)
 
     async def _take(self, items: _Items, position: int, count: int) -> list[NewTask]:
         return [self._task(item, position + n) for n, item in enumerate(await items.take(count))]
@@ -96,7 +94,7 @@ class Feeder:
     async def _store(self, batch: list[NewTask]) -> None:
         async def store() -> None:
             async with self.pool.connection() as conn:
-                await taskstore.feed(
+                await tasks.feed(
                     conn,
                     self.run_id,
                     batch,
@@ -106,7 +104,7 @@ class Feeder:
 
         await patiently(store, what="storing tasks")
 
-    async def _read(self, query: Callable[[Any], Awaitable[int]]) -> int:
+    async def _read(self, query: Callable[[Connection], Awaitable[int]]) -> int:
         async def read() -> int:
             async with self.pool.connection() as conn:
                 return await query(conn)
@@ -116,7 +114,7 @@ class Feeder:
     async def run(self) -> None:
         """Keep up to ``window`` pending tasks stored until ``get_tasks`` is exhausted."""
         items = _Items(self.app.task_batches(self.run_id, CHUNK))
-        known_until = await self._read(lambda conn: taskstore.max_position(conn, self.run_id))
+        known_until = await self._read(lambda conn: tasks.max_position(conn, self.run_id))
         position = 0
         # Walk what an earlier supervisor stored, in large batches: known keys add nothing.
         while position <= known_until:
@@ -129,7 +127,7 @@ class Feeder:
         signal = self.wake.signal(self.run_id) if self.wake else None
         while True:
             seen = signal.count if signal else 0
-            pending = await self._read(lambda conn: taskstore.pending_count(conn, self.run_id))
+            pending = await self._read(lambda conn: tasks.pending_count(conn, self.run_id))
             room = min(self.window - pending, CHUNK)
             if room <= 0:
                 if signal is None:
@@ -143,11 +141,10 @@ class Feeder:
             position += len(batch)
             if len(batch) < room:
 
-                async def done(conn: Any) -> int:
-                    await taskstore.set_feed_wake_at(conn, self.run_id, None)
-                    return await access.execute(
-                        conn, "set_feed_done", run_id=self.run_id, done=True
-                    )
+                async def done(conn: Connection) -> int:
+                    await tasks.set_feed_wake_at(conn, self.run_id, None)
+                    await runs.set_feed_done(conn, self.run_id, True)
+                    return 0
 
                 await self._read(done)
                 logger.info("get_tasks() exhausted after %d tasks", position)
@@ -155,9 +152,9 @@ class Feeder:
             # Woken when half the window is claimed (at once if claims are already past it).
             await self._read(self._wake_at(position - 1 - self.window // 2))
 
-    def _wake_at(self, position: int) -> Callable[[Any], Awaitable[int]]:
-        async def ask(conn: Any) -> int:
-            await taskstore.set_feed_wake_at(conn, self.run_id, position)
+    def _wake_at(self, position: int) -> Callable[[Connection], Awaitable[int]]:
+        async def ask(conn: Connection) -> int:
+            await tasks.set_feed_wake_at(conn, self.run_id, position)
             return 0
 
         return ask

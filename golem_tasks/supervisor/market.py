@@ -17,16 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 from golem.node import GolemNode
-from golem.payload import Payload, defaults
+from golem.payload import Payload, Properties, defaults
 from golem.resources import Demand, DemandBuilder, Proposal
 from golem.resources.proposal.exceptions import ProposalRejected
-from psycopg_pool import AsyncConnectionPool
 
 from golem_tasks import budget, images, pricing
 from golem_tasks.clock import Clock
-from golem_tasks.db import access
+from golem_tasks.db.types import Pool
 from golem_tasks.pricing import PriceLimits
 from golem_tasks.retry import retrying
+from golem_tasks.store import agreements
+from golem_tasks.store.records import ProposalDecision
 from golem_tasks.supervisor.allocations import Allocations
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Market:
     def __init__(
         self,
         node: GolemNode,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         *,
         run_id: str,
         payload: Payload,
@@ -134,7 +135,7 @@ class Market:
         allocation = await self.allocations.current()
         await builder.add(await retrying(allocation.get_demand_spec, what="demand decorations"))
         builder.add_properties(
-            {PROP_ACCEPT_TIMEOUT: DEBIT_NOTE_ACCEPT_TIMEOUT_S, **self.payment_terms}
+            Properties({PROP_ACCEPT_TIMEOUT: DEBIT_NOTE_ACCEPT_TIMEOUT_S, **self.payment_terms})
         )
         return builder
 
@@ -146,9 +147,8 @@ class Market:
         builder = await self._build(agreements_end)
         demand = await retrying(lambda: builder.create_demand(self.node), what="subscribe demand")
         async with self.pool.connection() as conn:
-            await access.execute(
+            await agreements.insert_demand(
                 conn,
-                "insert_demand",
                 id=demand.id,
                 run_id=self.run_id,
                 properties=builder.properties.serialize(),
@@ -172,7 +172,7 @@ class Market:
         with contextlib.suppress(Exception):
             await demand.unsubscribe()
         async with self.pool.connection() as conn:
-            await access.execute(conn, "mark_demand_unsubscribed", id=demand.id)
+            await agreements.demand_unsubscribed(conn, demand.id)
 
     async def close(self) -> None:
         """Withdraw the demand and stop negotiating."""
@@ -183,10 +183,10 @@ class Market:
             await self._unsubscribe(self._demand)
             self._demand = None
         async with self.pool.connection() as conn:
-            for row in await access.all_rows(conn, "subscribed_demands", run_id=self.run_id):
+            for demand_id in await agreements.subscribed_demands(conn, self.run_id):
                 with contextlib.suppress(Exception):
-                    await self.node.demand(row["id"]).unsubscribe()
-                await access.execute(conn, "mark_demand_unsubscribed", id=row["id"])
+                    await self.node.demand(demand_id).unsubscribe()
+                await agreements.demand_unsubscribed(conn, demand_id)
 
     async def _collect(self, demand: Demand) -> None:
         async for proposal in demand.initial_proposals():
@@ -207,15 +207,19 @@ class Market:
         data = proposal.data
         properties = dict(data.properties)
         provider_id = data.issuer_id
+        if provider_id is None:  # yagna names every offer's issuer
+            raise ValueError("an offer without an issuer")
         name = properties.get("golem.node.id.name")
-        decision, reason, price = None, None, None
+        decision: ProposalDecision | None = None
+        reason: str | None = None
+        price: pricing.LinearPrice | None = None
         try:
             price = pricing.linear_price(properties)
             reason = self.limits.violation(price)
         except ValueError as exc:
             reason = f"unusable pricing: {exc}"
         if reason is not None:
-            decision = "rejected"
+            decision = ProposalDecision.REJECTED
         await self._record_proposal(proposal, "provider", None, price, decision, reason)
         if price is None or reason is not None:
             logger.debug("offer from %s refused: %s", name or provider_id, reason)
@@ -234,14 +238,13 @@ class Market:
         issuer: str,
         parent_id: str | None,
         price: pricing.LinearPrice | None,
-        decision: str | None,
+        decision: ProposalDecision | None,
         reason: str | None,
     ) -> None:
         data = proposal.data
         async with self.pool.connection() as conn:
-            await access.execute(
+            await agreements.insert_proposal(
                 conn,
-                "insert_proposal",
                 id=proposal.id,
                 run_id=self.run_id,
                 demand_id=proposal.demand.id,
@@ -259,11 +262,11 @@ class Market:
                 decision_reason=reason,
             )
 
-    async def _decide(self, proposal_id: str, decision: str, reason: str | None) -> None:
+    async def _decide(
+        self, proposal_id: str, decision: ProposalDecision, reason: str | None
+    ) -> None:
         async with self.pool.connection() as conn:
-            await access.execute(
-                conn, "set_proposal_decision", id=proposal_id, decision=decision, reason=reason
-            )
+            await agreements.decide_proposal(conn, proposal_id, decision, reason)
 
     # -- agreements ---------------------------------------------------------------------
 
@@ -391,16 +394,15 @@ class Market:
         assert terms is not None
         try:
             ours = await offer.proposal.respond(terms.builder.properties, terms.builder.constraints)
-            await self._decide(offer.proposal.id, "countered", None)
+            await self._decide(offer.proposal.id, ProposalDecision.COUNTERED, None)
             theirs = await asyncio.wait_for(_first_response(ours), NEGOTIATION_TIMEOUT_S)
             await self._record_proposal(
                 theirs, "provider", offer.proposal.id, offer.price, None, None
             )
             agreement = await theirs.create_agreement(autoclose=False)
             async with self.pool.connection() as conn:
-                await access.execute(
+                await agreements.insert(
                     conn,
-                    "insert_agreement",
                     id=agreement.id,
                     run_id=self.run_id,
                     proposal_id=theirs.id,
@@ -412,22 +414,24 @@ class Market:
             approved = await agreement.wait_for_approval()
             async with self.pool.connection() as conn:
                 if not approved:
-                    await access.execute(
-                        conn, "reject_agreement", id=agreement.id, reason="provider rejected"
+                    await agreements.reject(conn, agreement.id, "provider rejected")
+                    await self._decide(
+                        theirs.id, ProposalDecision.REJECTED, "agreement rejected by provider"
                     )
-                    await self._decide(theirs.id, "rejected", "agreement rejected by provider")
                     logger.info("%s rejected the agreement", name)
                     return
-                await access.execute(conn, "approve_agreement", id=agreement.id)
-            await self._decide(theirs.id, "agreed", None)
+                await agreements.approve(conn, agreement.id)
+            await self._decide(theirs.id, ProposalDecision.AGREED, None)
             self._agreed.add(offer.provider_id)
             logger.info("agreement %s with %s (score %s)", agreement.id, name, offer.score)
             await self.on_agreement(agreement.id)
         except ProposalRejected as exc:
-            await self._decide(offer.proposal.id, "rejected", f"provider: {exc}")
+            await self._decide(offer.proposal.id, ProposalDecision.REJECTED, f"provider: {exc}")
             logger.info("%s rejected our proposal", name)
         except asyncio.TimeoutError:
-            await self._decide(offer.proposal.id, "expired", "no answer from the provider")
+            await self._decide(
+                offer.proposal.id, ProposalDecision.EXPIRED, "no answer from the provider"
+            )
             logger.info("%s did not answer in %ss", name, NEGOTIATION_TIMEOUT_S)
         except asyncio.CancelledError:
             raise

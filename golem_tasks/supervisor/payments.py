@@ -14,23 +14,23 @@ its accepted notes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from golem.node import GolemNode
 from golem.resources import DebitNote, Invoice, NewDebitNote, NewInvoice
 from golem.utils.low import get_requestor_api
-from psycopg_pool import AsyncConnectionPool
 from ya_payment import models
 
-from golem_tasks import ledger
 from golem_tasks.clock import Clock
-from golem_tasks.db import access
+from golem_tasks.db.types import Pool
 from golem_tasks.retry import NOT_IMPLEMENTED, is_transient, retrying
-from golem_tasks.runlog import record_error
+from golem_tasks.store import activities, agreements, errors, ledger
 from golem_tasks.supervisor.allocations import Allocations
 
 logger = logging.getLogger(__name__)
@@ -48,11 +48,60 @@ REJECTION_REASON = "INCORRECT_AMOUNT"
 Document = DebitNote | Invoice
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What differs between debit notes and invoices on yagna's side, as data."""
+
+    resource: type[DebitNote] | type[Invoice]
+    ledger: ledger.Kind
+    #: The document's id in yagna's listings, and its amount in its data.
+    id_field: str
+    amount_field: str
+    #: The debit note's activity (an invoice covers its whole agreement).
+    activity_field: str | None
+    #: The requestor API's calls that list and reject documents of this kind.
+    list_call: str
+    reject_call: str
+    #: Whether the document ends its agreement's payments (the run's end waits for one).
+    final: bool
+
+    @property
+    def name(self) -> str:
+        return self.resource.__name__
+
+
+DEBIT_NOTE = Kind(
+    DebitNote,
+    ledger.DEBIT_NOTE,
+    id_field="debit_note_id",
+    amount_field="total_amount_due",
+    activity_field="activity_id",
+    list_call="get_debit_notes",
+    reject_call="reject_debit_note",
+    final=False,
+)
+INVOICE = Kind(
+    Invoice,
+    ledger.INVOICE,
+    id_field="invoice_id",
+    amount_field="amount",
+    activity_field=None,
+    list_call="get_invoices",
+    reject_call="reject_invoice",
+    final=True,
+)
+KINDS = (DEBIT_NOTE, INVOICE)
+
+
+def kind_of(document: Document) -> Kind:
+    return DEBIT_NOTE if isinstance(document, DebitNote) else INVOICE
+
+
 class Payments:
     def __init__(
         self,
         node: GolemNode,
-        pool: AsyncConnectionPool,
+        pool: Pool,
         *,
         run_id: str,
         run_start: datetime,
@@ -122,10 +171,32 @@ class Payments:
             logger.warning("%d payment documents still unhandled", self._queue.qsize())
 
     async def _handle(self, document: Document) -> None:
-        if isinstance(document, DebitNote):
-            await self._debit_note(document)
-        else:
-            await self._invoice(document)
+        """Decide one document, store the decision, tell yagna; then judge its activity's
+        cost (an accepted debit note) or note that an invoice came."""
+        kind = kind_of(document)
+        data: models.DebitNote | models.Invoice = await retrying(
+            lambda: document.get_data(force=True), what=f"get {kind.ledger.name}"
+        )
+        if not await self._ours(data.agreement_id):
+            return
+        await self.allocations.current()
+        facts = ledger.Document(
+            kind.ledger,
+            document.id,
+            data.agreement_id,
+            Decimal(getattr(data, kind.amount_field)),
+            activity_id=getattr(data, kind.activity_field) if kind.activity_field else None,
+            issued_at=data.timestamp,
+        )
+        async with self.pool.connection() as conn:
+            decision = await ledger.decide(
+                conn, facts, run_id=self.run_id, budget=self.budget, now=self.clock.now()
+            )
+        await self._settle(document, facts, str(data.status), decision)
+        if kind.final:
+            self.invoice_seen.set()
+        elif decision.accepted and facts.activity_id is not None:
+            await self._judge_cost(facts.activity_id)
 
     def _retry_later(self, document: Document, exc: Exception) -> None:
         failures = self._failures.get(document.id, 0) + 1
@@ -169,7 +240,7 @@ class Payments:
 
         async def record() -> None:
             async with self.pool.connection() as conn:
-                await record_error(
+                await errors.record(
                     conn, self.run_id, source="payment", kind="payment", message=message
                 )
 
@@ -192,25 +263,16 @@ class Payments:
         (also those given up on: a periodic, bounded retry)."""
         api = get_requestor_api(DebitNote, self.node)
         async with self.pool.connection() as conn:
-            rows = await access.all_rows(conn, "run_agreement_ids", run_id=self.run_id)
-        ours = {row["id"] for row in rows}
+            ours = await agreements.run_ids(conn, self.run_id)
         since = self.run_start - timedelta(minutes=5)
-        notes = await self._list(api.get_debit_notes, since)
-        invoices = await self._list(api.get_invoices, since)
-        waiting = sorted(
-            (doc.timestamp, kind, doc_id)
-            for kind, docs, id_field in (
-                ("note", notes, "debit_note_id"),
-                ("invoice", invoices, "invoice_id"),
-            )
-            for doc in docs
-            if doc.agreement_id in ours and str(doc.status).upper() == RECEIVED
-            for doc_id in [getattr(doc, id_field)]
-        )
-        for _, kind, doc_id in waiting:
-            self.enqueue(
-                self.node.debit_note(doc_id) if kind == "note" else self.node.invoice(doc_id)
-            )
+        waiting: list[tuple[datetime, int, str]] = []
+        for index, kind in enumerate(KINDS):
+            for doc in await self._list(getattr(api, kind.list_call), since):
+                if doc.agreement_id in ours and str(doc.status).upper() == RECEIVED:
+                    waiting.append((doc.timestamp, index, getattr(doc, kind.id_field)))
+        waiting.sort()
+        for _, index, doc_id in waiting:
+            self.enqueue(KINDS[index].resource(self.node, doc_id))
         self._given_up.clear()
         if waiting:
             logger.info("%d payment documents waiting in yagna queued again", len(waiting))
@@ -223,7 +285,7 @@ class Payments:
         after = since
         for _ in range(MAX_PAGES):
             page = await retrying(
-                lambda after=after: list_page(after_timestamp=after, max_items=PAGE),
+                functools.partial(list_page, after_timestamp=after, max_items=PAGE),
                 what="list payment documents",
             )
             found.extend(page)
@@ -234,79 +296,35 @@ class Payments:
 
     async def _ours(self, agreement_id: str) -> bool:
         async with self.pool.connection() as conn:
-            row = await access.one(conn, "get_agreement", id=agreement_id)
-        return row is not None and row["run_id"] == self.run_id
-
-    async def _debit_note(self, note: DebitNote) -> None:
-        data = await retrying(lambda: note.get_data(force=True), what="get debit note")
-        if not await self._ours(data.agreement_id):
-            return
-        await self.allocations.current()
-        async with self.pool.connection() as conn:
-            decision = await ledger.decide_debit_note(
-                conn,
-                run_id=self.run_id,
-                note_id=note.id,
-                agreement_id=data.agreement_id,
-                activity_id=data.activity_id,
-                total_amount_due=Decimal(data.total_amount_due),
-                budget=self.budget,
-                now=self.clock.now(),
-                issued_at=data.timestamp,
-            )
-        await self._settle(
-            note, data.agreement_id, str(data.status), decision, Decimal(data.total_amount_due)
-        )
-        if decision.accepted:
-            await self._judge_cost(data.activity_id)
-
-    async def _invoice(self, invoice: Invoice) -> None:
-        data = await retrying(lambda: invoice.get_data(force=True), what="get invoice")
-        if not await self._ours(data.agreement_id):
-            return
-        await self.allocations.current()
-        async with self.pool.connection() as conn:
-            decision = await ledger.decide_invoice(
-                conn,
-                run_id=self.run_id,
-                invoice_id=invoice.id,
-                agreement_id=data.agreement_id,
-                amount=Decimal(data.amount),
-                budget=self.budget,
-                now=self.clock.now(),
-            )
-        await self._settle(
-            invoice, data.agreement_id, str(data.status), decision, Decimal(data.amount)
-        )
-        self.invoice_seen.set()
+            agreement = await agreements.get(conn, agreement_id)
+        return agreement is not None and agreement.run_id == self.run_id
 
     async def _settle(
-        self,
-        document: Document,
-        agreement_id: str,
-        status: str,
-        decision: ledger.Decision,
-        amount: Decimal,
+        self, document: Document, facts: ledger.Document, status: str, decision: ledger.Decision
     ) -> None:
         """Tell yagna what was decided (again, after a crash): accept, or reject."""
         if status.upper() != RECEIVED:
             return  # yagna knows already
         if decision.accepted:
-            await self._accept(document, decision, amount)
+            await self._accept(document, facts, decision)
         else:
-            await self._reject(document, agreement_id, decision)
+            await self._reject(document, facts.agreement_id, decision)
 
-    async def _accept(self, document: Document, decision: ledger.Decision, amount: Decimal) -> None:
+    async def _accept(
+        self, document: Document, facts: ledger.Document, decision: ledger.Decision
+    ) -> None:
         """Accept from the allocation the decision was made under, or, when that one is
         gone (released after its hour, replaced by a new --budget), from the current one:
         money decided stays decided."""
         kind = type(document).__name__
+        amount = facts.amount
         allocation_id = decision.allocation_id
         if allocation_id is None or not await self._usable(allocation_id):
-            allocation_id = await self._pay_from_current(document, decision)
+            allocation_id = await self._pay_from_current(facts, decision)
         try:
+            paying = allocation_id
             await retrying(
-                lambda: document.accept(self.node.allocation(allocation_id), amount),
+                lambda: document.accept(self.node.allocation(paying), amount),
                 what=f"accept {kind}",
             )
         except Exception as exc:
@@ -314,31 +332,26 @@ class Payments:
                 raise
             # yagna no longer takes that allocation (it timed out there): the current one.
             logger.info("%s %s: allocation %s refused (%s)", kind, document.id, allocation_id, exc)
-            allocation_id = await self._pay_from_current(document, decision)
+            paying = await self._pay_from_current(facts, decision)
             await retrying(
-                lambda: document.accept(self.node.allocation(allocation_id), amount),
+                lambda: document.accept(self.node.allocation(paying), amount),
                 what=f"accept {kind}",
             )
         logger.debug("accepted %s %s for %s", kind, document.id, amount)
 
     async def _usable(self, allocation_id: str) -> bool:
         async with self.pool.connection() as conn:
-            row = await access.one(conn, "get_allocation", id=allocation_id)
-        return row is not None and row["released_at"] is None
+            allocation = await ledger.get_allocation(conn, allocation_id)
+        return allocation is not None and allocation.released_at is None
 
-    async def _pay_from_current(self, document: Document, decision: ledger.Decision) -> str:
+    async def _pay_from_current(self, facts: ledger.Document, decision: ledger.Decision) -> str:
         allocation = await self.allocations.current()
-        query = (
-            "set_debit_note_paid_from"
-            if isinstance(document, DebitNote)
-            else ("set_invoice_paid_from")
-        )
         async with self.pool.connection() as conn:
-            await access.execute(conn, query, id=document.id, allocation_id=allocation.id)
+            await ledger.set_paid_from(conn, facts, allocation.id)
         logger.info(
             "%s %s decided under allocation %s is paid from %s",
-            type(document).__name__,
-            document.id,
+            facts.kind.name,
+            facts.id,
             decision.allocation_id,
             allocation.id,
         )
@@ -348,16 +361,19 @@ class Payments:
         self, document: Document, agreement_id: str, decision: ledger.Decision
     ) -> None:
         """Reject an overcharge through yagna, end the agreement, never hire it again."""
-        kind = type(document).__name__
+        kind = kind_of(document)
         reason = decision.reason or "charged more than the budget kept for it"
         rejection = models.Rejection(
-            rejection_reason=REJECTION_REASON, total_amount_accepted="0", message=reason[:500]
+            # The generated model's annotation says RejectionReason; yagna takes its value.
+            rejection_reason=cast(models.RejectionReason, REJECTION_REASON),
+            total_amount_accepted="0",
+            message=reason[:500],
         )
         api = get_requestor_api(DebitNote, self.node)
-        call = api.reject_debit_note if isinstance(document, DebitNote) else api.reject_invoice
-        message = f"{kind} {document.id} rejected: {reason}"
+        call = getattr(api, kind.reject_call)
+        message = f"{kind.name} {document.id} rejected: {reason}"
         try:
-            await retrying(lambda: call(document.id, rejection), what=f"reject {kind}")
+            await retrying(lambda: call(document.id, rejection), what=f"reject {kind.name}")
         except Exception as exc:
             if getattr(exc, "status", None) != NOT_IMPLEMENTED:
                 raise
@@ -365,16 +381,14 @@ class Payments:
             # the agreement still ends and its provider is still never hired again.
             message += " (yagna does not implement rejecting it: left unaccepted)"
         async with self.pool.connection() as conn:
-            await access.execute(
-                conn, "request_agreement_end", id=agreement_id, reason=message, avoid=True
-            )
+            await agreements.request_end(conn, agreement_id, message, avoid=True)
             # Also when the agreement has ended already (always so for an invoice), which
             # the end request leaves alone: its provider is never hired again.
-            await access.execute(conn, "avoid_provider_of", id=agreement_id, reason=message)
+            await agreements.avoid_provider_of(conn, agreement_id, message)
             if decision.known:
                 return  # decided before a crash, told to yagna only now: recorded before
             logger.warning("%s", message)
-            await record_error(
+            await errors.record(
                 conn,
                 self.run_id,
                 source="payment",
@@ -400,18 +414,16 @@ class Payments:
                 else f"{cost.cost.normalize():f} spent and no result"
             )
             reason = f"cost: {what} is over --max-price {self.max_price.normalize():f}"
-            stopped = await access.one(conn, "request_activity_stop", id=activity_id, reason=reason)
-            if stopped:
+            agreement_id = await activities.request_stop(conn, activity_id, reason)
+            if agreement_id is not None:
                 logger.info("stopping activity %s: %s", activity_id, reason)
-                await access.execute(
-                    conn, "avoid_provider_of", id=stopped["agreement_id"], reason=reason
-                )
-                await record_error(
+                await agreements.avoid_provider_of(conn, agreement_id, reason)
+                await errors.record(
                     conn,
                     self.run_id,
                     source="supervisor",
                     kind="cost",
                     message=reason,
-                    agreement_id=stopped["agreement_id"],
+                    agreement_id=agreement_id,
                     activity_id=activity_id,
                 )

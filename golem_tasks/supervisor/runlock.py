@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import psycopg
 
 from golem_tasks.config import describe_dsn
-from golem_tasks.db import access
 from golem_tasks.db.connect import connect
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import UserError
 from golem_tasks.retry import DB_PATIENCE_S
+from golem_tasks.store import runs
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 PING_TIMEOUT_S = 3.0
 
 
-def _forget(task: asyncio.Future[object]) -> None:
+def _forget(task: asyncio.Future[Any]) -> None:
     """An abandoned ping ends as it may: its connection is gone already."""
     if not task.cancelled():
         task.exception()
@@ -55,7 +57,7 @@ class RunLock:
         #: The supervisor's name in ``tasks.supervisor_term``: taking the lock back, it must
         #: still be the run's last holder.
         self.holder = holder
-        self._conn: psycopg.AsyncConnection | None = None
+        self._conn: Connection | None = None
 
     @property
     def held(self) -> bool:
@@ -77,7 +79,7 @@ class RunLock:
         # Not wait_for: a cancelled query first tries to cancel itself on the server, which
         # on a dead link takes up to 10 s more; by then the server may have freed the lock
         # for a standby. The ping is left to unwind on its own; its connection is closed.
-        ping = asyncio.ensure_future(access.one(self._conn, "ping"))
+        ping = asyncio.ensure_future(runs.ping(self._conn))
         try:
             await asyncio.wait([ping], timeout=PING_TIMEOUT_S)
         except asyncio.CancelledError:
@@ -132,11 +134,11 @@ class RunLock:
         it go (it finished the run, or stopped): then the run is not ours any more."""
         if self.holder is None or self._conn is None:
             return
-        row = await access.one(self._conn, "run_holder", run_id=self.run_id)
-        if row is not None and row["supervisor"] != self.holder:
+        holder = await runs.holder(self._conn, self.run_id)
+        if holder is not None and holder != self.holder:
             await self._drop()
             raise SupervisorLost(
-                f"run {self.run_id}: another supervisor took the run ({row['supervisor']}) "
+                f"run {self.run_id}: another supervisor took the run ({holder}) "
                 "while this one was cut off from the database; this one stops without "
                 "touching it"
             )
@@ -148,11 +150,11 @@ class RunLock:
         """Take the lock now if it is free; False (and nothing held) when it is not."""
         conn = await connect(self.dsn, autocommit=True)
         try:
-            row = await access.one(conn, "supervisor_lock", run_id=self.run_id)
+            locked = await runs.try_lock(conn, self.run_id)
         except BaseException:
             await conn.close()
             raise
-        if not row or not row["locked"]:
+        if not locked:
             await conn.close()
             return False
         self._conn = conn

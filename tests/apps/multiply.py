@@ -42,4 +42,4 @@ async def execute_task(activity: Activity, data: dict[str, Any]) -> int:
         command = f"sleep {SLEEP}; echo $(({n} * 7))" if SLEEP else f"echo $(({n} * 7))"
     batch = await activity.execute_commands(Run(command))
     await batch.wait(timeout=30)
-    return int(batch.events[-1].stdout.strip())
+    return int((batch.events[-1].stdout or "").strip())

@@ -29,7 +29,7 @@ async def execute_task(activity: Activity, data: dict[str, Any]) -> Any:
     n = data["n"]
     batch = await activity.execute_commands(Run(f"echo {n}"))
     await batch.wait(timeout=30)
-    out = batch.events[-1].stdout.strip()
+    out = (batch.events[-1].stdout or "").strip()
     if n == BAD_NUL:
         return {"stdout": f"{out}\x00tail"}
     return int(out)

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from golem_tasks import taskstore
 from golem_tasks.db.connect import connect, connection, open_pool
 from golem_tasks.db.queries import queries
-from golem_tasks.taskstore import ClaimRequest, NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import ClaimRequest, NewTask
 from tests.helpers import make_run
 from workers.claims import ClaimBatcher
 
@@ -136,7 +136,9 @@ async def pgbench(dsn: str, directory: Path, *, tasks: int, clients: int = 8) ->
         subprocess.run, args, capture_output=True, text=True, timeout=600, check=False
     )
     assert result.returncode == 0, result.stderr + result.stdout
-    tps = float(re.search(r"tps = ([\d.]+)", result.stdout)[1])  # type: ignore[index]
-    latency = float(re.search(r"latency average = ([\d.]+) ms", result.stdout)[1])  # type: ignore[index]
+    found_tps = re.search(r"tps = ([\d.]+)", result.stdout)
+    found_latency = re.search(r"latency average = ([\d.]+) ms", result.stdout)
+    assert found_tps and found_latency, result.stdout
+    tps, latency = float(found_tps[1]), float(found_latency[1])
     done = per_client * clients
     return DbPath(done, done / tps, latency, float("nan"))

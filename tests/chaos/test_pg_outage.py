@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from golem_tasks.embedded import EmbeddedPostgres
+from golem_tasks.db.embedded import EmbeddedPostgres
 from tests.conftest import FAST_SETTINGS
 from tests.helpers import cli_env, run_cli
 from tests.integration.pipeline_support import (

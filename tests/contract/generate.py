@@ -154,7 +154,7 @@ def _normalized(node: Any) -> Any:
         return [_normalized(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties" and isinstance(value, dict):
             out[key] = {name: _normalized(sub) for name, sub in value.items()}

@@ -182,4 +182,4 @@ def run(command: str) -> dict[str, Any]:
     }
 
 
-DEPLOY_START = [{"deploy": {}}, {"start": {}}]
+DEPLOY_START: list[dict[str, Any]] = [{"deploy": {}}, {"start": {}}]

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
 
 from golem_tasks.devnet import Devnet, api_activity, api_market, api_misc, api_payment
 from tests.devnet.flows import (
@@ -214,6 +215,8 @@ def fuzz(
     headers = {"Authorization": f"Bearer {net.app_key}"}
     with requests.Session() as session:
         for result in schema.get_all_operations():
+            if not isinstance(result, Ok):
+                raise result.err()
             operation = result.ok()
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 for failure in _fuzz_one(

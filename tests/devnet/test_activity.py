@@ -107,7 +107,7 @@ async def test_transfer_between_files_container_and_http(api, ready, tmp_path: P
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     try:
         results = await run_script(
             api,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from golem.payload.vm import VmCaps
 
 from golem_tasks.devnet import constraints as cmod
 from golem_tasks.devnet.constraints import (
@@ -544,7 +547,7 @@ def test_explain_lists_the_clauses_that_fail() -> None:
 
 
 async def _golem_core_demand(
-    subnet: str = "public", capabilities: list[str] | None = None
+    subnet: str = "public", capabilities: list[VmCaps] | None = None
 ) -> tuple[str, dict[str, Any]]:
     """Build a demand the way golem-core's demand managers do, without touching a network.
 

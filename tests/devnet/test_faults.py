@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from golem.payload import VmPayload
@@ -175,7 +176,7 @@ async def _fault_outcomes(net, http, polls: int) -> list:
         for _ in range(polls):
             await api.call("GET", path, params={"timeout": 0})
 
-    async def until_ok(method: str, path: str, **kwargs) -> object:
+    async def until_ok(method: str, path: str, **kwargs) -> Any:
         for _ in range(100):  # calls fail at random (error_rate): that is the point
             status, body = await api.call(method, path, **kwargs)
             if status < 500:

@@ -231,7 +231,7 @@ async def test_download_of_a_file_the_command_did_not_create_fails(
         failed = batch.events[-1]
         assert failed.result == "Error"
         # What a provider's exe-unit answers (yagna adds no path; the devnet adds it).
-        assert "Transfer error: IO error: No such file or directory (os error 2)" in (
+        assert "Transfer error: IO error: No such file or directory (os error 2)" in str(
             failed.message
         )
         # The exe-unit is still usable.
@@ -251,9 +251,8 @@ async def test_a_closed_url_is_gone(net: Devnet, tmp_path: Path) -> None:
         with pytest.raises(BatchError):
             await batch.wait(timeout=30)
         token = url.rsplit("/", 1)[1]
-        assert (
-            f"GSB error: endpoint address not found: /public/gftp/{token}"
-            in batch.events[-1].message
+        assert f"GSB error: endpoint address not found: /public/gftp/{token}" in str(
+            batch.events[-1].message
         )
 
 
@@ -352,13 +351,14 @@ def test_rpc_upload_and_download_move_bytes(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(folder / "gftp"), "server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None
 
     def call(method: str, **params: Any) -> dict[str, Any]:
         request = {"jsonrpc": "2.0", "id": method, "method": method, "params": params}
-        process.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
-        process.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(process.stdout.readline())  # type: ignore[union-attr]
+        stdin.write(json.dumps(request).encode() + b"\n")
+        stdin.flush()
+        return json.loads(stdout.readline())
 
     try:
         [link] = call("publish", files=[str(source)])["result"]
@@ -371,5 +371,5 @@ def test_rpc_upload_and_download_move_bytes(tmp_path: Path) -> None:
         gone = call("download", url=link["url"], output_file=str(tmp_path / "d.bin"))
         assert gone["error"]["message"].startswith("GSB error: endpoint address not found")
     finally:
-        process.stdin.close()
+        stdin.close()
         assert process.wait(timeout=10) == 0  # stdin closed: the server ends

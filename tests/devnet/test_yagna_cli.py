@@ -90,10 +90,12 @@ async def test_yagna_is_first_on_the_devnets_path(devnet: Devnet) -> None:
 async def test_id_and_app_keys_as_yagna_prints_them(devnet: Devnet, entry: dict) -> None:
     status, out = await yagna(devnet, *entry["args"])
     assert status == 0, out
-    name = devnet.network.identity()["name"]
+    network = devnet.network
+    assert network is not None
+    name = network.identity()["name"]
     ours = sanitize(
         out.replace(name, "autoconfigured"),  # yagna's name for an autoconfigured key
-        {"app_key": devnet.app_key, "node_id": devnet.network.requestor_id},
+        {"app_key": devnet.app_key, "node_id": network.requestor_id},
     )
     if "json_shape" in entry:
         assert shape(json.loads(out)) == entry["json_shape"]
@@ -150,6 +152,7 @@ async def test_payment_status_reports_the_account(start_devnet, http) -> None:
         status, out = await yagna(net, "payment", "status")
         assert status == 0, out
         lines = out.splitlines()
+        assert net.network is not None
         assert lines[:4] == [
             "",
             f"Status for account: {net.network.requestor_id}",

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.timeout(240)
 
 def run_count(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT count(*) FROM tasks.run").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM tasks.run").fetchone()
+        assert row is not None
+        return row[0]
 
 
 @pytest.mark.parametrize(

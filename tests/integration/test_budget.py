@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from golem_tasks import budget, ledger
+from golem_tasks import budget
 from golem_tasks.db.connect import connection
+from golem_tasks.store import ledger
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 #: 0.001 per second of duration, 0.0001 per cpu-second on 4 threads, 0.5 per start.
@@ -191,17 +192,15 @@ async def test_standing_never_mixes_before_and_after_a_decision(run: str) -> Non
 
         async def decide() -> ledger.Decision:
             async with connection(run, autocommit=True) as conn:
-                return await ledger.decide_debit_note(
-                    conn,
-                    run_id="r1",
-                    note_id="dn1",
-                    agreement_id="ag0",
+                document = ledger.Document(
+                    ledger.DEBIT_NOTE,
+                    "dn1",
+                    "ag0",
+                    Decimal("2.5"),
                     activity_id="act0",
-                    total_amount_due=Decimal("2.5"),
-                    budget=Decimal(4),
-                    now=now,
                     issued_at=at(115),
                 )
+                return await ledger.decide(conn, document, run_id="r1", budget=Decimal(4), now=now)
 
         standing_task = asyncio.create_task(tick())
         await _until(lambda: _waiting_locks_at_least(run, 1), "the tick to wait")

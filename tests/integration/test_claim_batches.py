@@ -15,12 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from golem_tasks import taskstore
 from golem_tasks.db.connect import connection, open_pool
+from golem_tasks.db.embedded import EmbeddedPostgres
 from golem_tasks.db.listen import Listener
-from golem_tasks.embedded import EmbeddedPostgres
 from golem_tasks.retry import patiently
-from golem_tasks.taskstore import Claim, ClaimRequest, NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import Claim, ClaimRequest, NewTask
 from tests.conftest import FAST_SETTINGS
 from tests.helpers import make_run, run_cli
 from workers.claims import ClaimBatcher
@@ -146,6 +146,7 @@ async def _listeners(dsn: str) -> int:
             "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN golem_tasks%%'"
         )
         row = await cur.fetchone()
+    assert row is not None
     return int(row["n"])
 
 

@@ -53,7 +53,7 @@ def test_dsn_option_wins_over_environment(fresh_dsn: str) -> None:
     result = run_cli("install", "--dsn", fresh_dsn, env=env)
     assert result.returncode == 0, result.stderr
     with psycopg.connect(fresh_dsn) as conn:
-        assert conn.execute("SELECT to_regclass('tasks.run')").fetchone()[0] is not None
+        assert conn.execute("SELECT to_regclass('tasks.run') IS NOT NULL").fetchone() == (True,)
 
 
 def test_verbose_shows_details() -> None:
@@ -80,7 +80,7 @@ def test_commands_need_the_schema(fresh_dsn: str, command: list[str]) -> None:
     result = run_cli(*command, "--dsn", fresh_dsn, env=env)
     assert_one_line_error(result, "has no golem-tasks schema — run: golem-tasks install")
     with psycopg.connect(fresh_dsn) as conn:
-        assert conn.execute("SELECT to_regclass('tasks.run')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('tasks.run') IS NULL").fetchone() == (True,)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_bad_run_input_writes_nothing(installed_dsn: str, args: list[str], fragm
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
     with psycopg.connect(installed_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM tasks.run").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tasks.run").fetchone() == (0,)
 
 
 def test_summary_without_runs_says_so(installed_dsn: str) -> None:

@@ -39,7 +39,8 @@ def test_two_processes_asking_at_once_start_it_once() -> None:
         assert not (home / "pg-password").exists()
         dsn = status.stdout.split("DSN: ", 1)[1].strip()
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT to_regclass('tasks.task')").fetchone()[0] is not None
+            found = conn.execute("SELECT to_regclass('tasks.task') IS NOT NULL").fetchone()
+            assert found == (True,)
         # A later command connects to the running server instead of starting another.
         again = run_cli("install", env=env)
         assert again.returncode == 0 and "up to date" in again.stdout

@@ -210,6 +210,7 @@ async def test_gftp_killed_mid_upload_fails_the_attempt_clearly(
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
+        assert net.network is not None
         workdir = net.network.workdir
         while not any(p.stat().st_size > 0 for p in workdir.glob("*/golem/input/in")):
             assert loop.time() < deadline and cli.proc.returncode is None, cli.output()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from golem_tasks import taskstore
 from golem_tasks.db.connect import connection
-from golem_tasks.taskstore import NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import NewTask
 from tests.helpers import make_run
 
 
@@ -19,6 +19,7 @@ async def test_follow_ups_are_stored_with_the_result_and_claimed_first(installed
         fed = [NewTask(str(n), n, {"n": n}) for n in range(3)]
         await taskstore.feed(conn, "r1", fed, max_attempts=4, timeout_s=7)
         first = await taskstore.claim(conn, "r1", a)
+        assert first is not None
         assert first.key == "0"
         children = [{"id": "left", "x": 1}, {"x": 2}]
         assert await taskstore.complete(conn, first, {"ok": 1}, follow_ups=children)
@@ -37,6 +38,7 @@ async def test_follow_ups_are_stored_with_the_result_and_claimed_first(installed
         }
         # Depth first: the parent's follow-ups come before the tasks fed after it.
         nxt = await taskstore.claim(conn, "r1", a)
+        assert nxt is not None
         assert nxt.key.startswith("0/")
         counts = await taskstore.counts(conn, "r1")
         assert (counts.total, counts.follow_ups, counts.done) == (5, 2, 1)
@@ -47,9 +49,11 @@ async def test_a_duplicate_or_late_completion_adds_no_follow_ups(installed_dsn: 
     async with connection(installed_dsn, autocommit=True) as conn:
         await taskstore.feed(conn, "r1", [NewTask("p", 0, {})], max_attempts=3, timeout_s=None)
         first = await taskstore.claim(conn, "r1", a, lease_s=0.01)
+        assert first is not None
         await asyncio.sleep(0.05)
         await taskstore.requeue_expired(conn, "r1")
         second = await taskstore.claim(conn, "r1", b)
+        assert second is not None
         # The first worker's result arrives late: neither it nor its follow-ups count.
         assert not await taskstore.complete(conn, first, 1, follow_ups=[{"from": "a"}])
         assert await taskstore.complete(conn, second, 2, follow_ups=[{"from": "b"}])
@@ -68,6 +72,7 @@ async def test_a_failed_store_adds_no_follow_ups(installed_dsn: str) -> None:
     async with connection(installed_dsn, autocommit=True) as conn:
         await taskstore.feed(conn, "r1", [NewTask("p", 0, {})], max_attempts=3, timeout_s=None)
         claim = await taskstore.claim(conn, "r1", a)
+        assert claim is not None
         try:
             await taskstore.complete(conn, claim, 1, follow_ups=[{"bad": "\u0000"}])
         except Exception as exc:
@@ -75,6 +80,8 @@ async def test_a_failed_store_adds_no_follow_ups(installed_dsn: str) -> None:
         else:
             raise AssertionError("a NUL character in jsonb must be refused")
         row = await (await conn.execute("SELECT status, result FROM tasks.task")).fetchone()
+        assert row is not None
         assert row["status"] == "claimed" and row["result"] is None
         count = await (await conn.execute("SELECT count(*) AS n FROM tasks.task")).fetchone()
+        assert count is not None
         assert count["n"] == 1

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from golem_tasks import ledger
 from golem_tasks.db.connect import connect, connection
+from golem_tasks.store import ledger
 from tests.helpers import make_run
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -26,16 +26,15 @@ async def add_allocation(dsn: str, period_start: datetime, alloc_id: str = "allo
 
 async def note(conn, note_id: str, activity: str, total: str, now: datetime, budget: str = "1"):
     agreement = {"act0": "ag0", "act1": "ag1"}[activity]
-    return await ledger.decide_debit_note(
-        conn,
-        run_id="r1",
-        note_id=note_id,
-        agreement_id=agreement,
-        activity_id=activity,
-        total_amount_due=Decimal(total),
-        budget=Decimal(budget),
-        now=now,
+    document = ledger.Document(
+        ledger.DEBIT_NOTE, note_id, agreement, Decimal(total), activity_id=activity
     )
+    return await ledger.decide(conn, document, run_id="r1", budget=Decimal(budget), now=now)
+
+
+async def invoice(conn, invoice_id: str, agreement: str, amount: str, now: datetime):
+    document = ledger.Document(ledger.INVOICE, invoice_id, agreement, Decimal(amount))
+    return await ledger.decide(conn, document, run_id="r1", budget=Decimal(1), now=now)
 
 
 async def test_notes_add_only_their_increase(installed_dsn: str) -> None:
@@ -66,6 +65,7 @@ async def test_note_that_would_pass_the_budget_is_rejected_for_good(installed_ds
         assert rejected.verdict is ledger.Verdict.OVER_BUDGET and not rejected.accepted
         assert "charged more than the budget kept for it" in rejected.reason
         row = await (await conn.execute("SELECT * FROM tasks.debit_note WHERE id='dn2'")).fetchone()
+        assert row is not None
         assert row["status"] == "rejected" and row["increment"] == Decimal("0.2")
         assert row["allocation_id"] is None
         again = await note(conn, "dn2", "act1", "0.2", T0 + timedelta(minutes=3))
@@ -95,15 +95,7 @@ async def test_invoice_adds_what_notes_did_not_cover(installed_dsn: str) -> None
     await add_allocation(installed_dsn, T0)
     async with connection(installed_dsn, autocommit=True) as conn:
         await note(conn, "dn1", "act0", "0.4", T0 + timedelta(minutes=1))
-        decision = await ledger.decide_invoice(
-            conn,
-            run_id="r1",
-            invoice_id="inv1",
-            agreement_id="ag0",
-            amount=Decimal("0.45"),
-            budget=Decimal("1"),
-            now=T0 + timedelta(minutes=2),
-        )
+        decision = await invoice(conn, "inv1", "ag0", "0.45", T0 + timedelta(minutes=2))
         assert decision.accepted and decision.increment == Decimal("0.05")
         assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=3)) == Decimal(
             "0.45"
@@ -142,16 +134,8 @@ async def test_note_decided_after_its_invoice_adds_nothing(installed_dsn: str) -
     await add_allocation(installed_dsn, T0)
     async with connection(installed_dsn, autocommit=True) as conn:
         assert (await note(conn, "dn1", "act0", "0.2", T0 + timedelta(minutes=1))).accepted
-        invoice = await ledger.decide_invoice(
-            conn,
-            run_id="r1",
-            invoice_id="inv1",
-            agreement_id="ag0",
-            amount=Decimal("0.5"),
-            budget=Decimal("1"),
-            now=T0 + timedelta(minutes=2),
-        )
-        assert invoice.accepted and invoice.increment == Decimal("0.3")
+        final = await invoice(conn, "inv1", "ag0", "0.5", T0 + timedelta(minutes=2))
+        assert final.accepted and final.increment == Decimal("0.3")
         late = await note(conn, "dn2", "act0", "0.4", T0 + timedelta(minutes=3))
         assert late.accepted and late.increment == Decimal(0)
         assert await ledger.spent_last_hour(conn, "r1", T0 + timedelta(minutes=4)) == Decimal("0.5")

@@ -15,10 +15,11 @@ import aiohttp
 import pytest
 from golem.node import GolemNode
 
-from golem_tasks import ledger
 from golem_tasks.clock import SystemClock
 from golem_tasks.db.connect import connection, open_pool
 from golem_tasks.devnet import Devnet
+from golem_tasks.devnet.payment import Payments as DevnetPayments
+from golem_tasks.store import ledger
 from golem_tasks.supervisor import payments as payments_module
 from golem_tasks.supervisor.allocations import Allocations
 from golem_tasks.supervisor.payments import Payments
@@ -39,6 +40,11 @@ class Setup:
     node: GolemNode
     dsn: str
     pool: Any
+
+    @property
+    def devnet_payments(self) -> DevnetPayments:
+        assert self.net.network is not None, "the devnet is not running"
+        return self.net.network.payments
 
     def allocations(self, amount: str) -> Allocations:
         return Allocations(
@@ -108,16 +114,14 @@ async def setup(installed_dsn: str) -> AsyncIterator[Setup]:
 
 async def decide(setup: Setup, note: dict[str, Any], now: datetime) -> ledger.Decision:
     async with connection(setup.dsn, autocommit=True) as conn:
-        return await ledger.decide_debit_note(
-            conn,
-            run_id="r1",
-            note_id=note["debitNoteId"],
-            agreement_id=note["agreementId"],
+        document = ledger.Document(
+            ledger.DEBIT_NOTE,
+            note["debitNoteId"],
+            note["agreementId"],
+            Decimal(note["totalAmountDue"]),
             activity_id=note["activityId"],
-            total_amount_due=Decimal(note["totalAmountDue"]),
-            budget=Decimal(10),
-            now=now,
         )
+        return await ledger.decide(conn, document, run_id="r1", budget=Decimal(10), now=now)
 
 
 async def status(setup: Setup, note_id: str) -> str:
@@ -142,7 +146,7 @@ async def test_acceptance_under_a_released_allocation_is_paid_from_the_current_o
     payments = setup.payments(resumed)
     await payments._handle(setup.node.debit_note(note["debitNoteId"]))
     assert await status(setup, note["debitNoteId"]) == "ACCEPTED"
-    held = setup.net.network.payments.allocations
+    held = setup.devnet_payments.allocations
     assert held[a.id].spent == 0 and held[b.id].spent == Decimal(note["totalAmountDue"])
     async with connection(setup.dsn, autocommit=True) as conn:
         row = await (
@@ -150,6 +154,7 @@ async def test_acceptance_under_a_released_allocation_is_paid_from_the_current_o
                 "SELECT * FROM tasks.debit_note WHERE id = %s", (note["debitNoteId"],)
             )
         ).fetchone()
+    assert row is not None
     assert row["allocation_id"] == a.id and row["paid_from"] == b.id
     assert row["increment"] == held[b.id].spent
 
@@ -276,7 +281,7 @@ async def test_a_new_hour_gets_its_allocation_when_the_account_holds_less_than_t
     failed on every tick for ever: nothing accepted, nothing released. The old hour's
     allocation is released for the new one (what was decided under it is paid from the
     current one)."""
-    setup.net.network.payments.balance = Decimal("1.5")
+    setup.devnet_payments.balance = Decimal("1.5")
     clock = SetClock()
     allocations = Allocations(
         setup.node,
@@ -291,7 +296,7 @@ async def test_a_new_hour_gets_its_allocation_when_the_account_holds_less_than_t
     clock.at += timedelta(hours=1, seconds=1)
     second = await allocations.current()
     assert second.id != first.id
-    held = setup.net.network.payments.allocations
+    held = setup.devnet_payments.allocations
     assert held[first.id].released is not None and held[second.id].released is None
     async with connection(setup.dsn, autocommit=True) as conn:
         rows = await (

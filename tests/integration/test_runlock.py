@@ -8,8 +8,9 @@ import time
 import psycopg
 import pytest
 
-from golem_tasks.db import access
+from golem_tasks.db.connect import connection
 from golem_tasks.errors import UserError
+from golem_tasks.store import runs
 from golem_tasks.supervisor.runlock import PING_TIMEOUT_S, RunLock, SupervisorLost
 from tests.support.pg_blackhole import PgBlackhole
 
@@ -60,18 +61,18 @@ async def test_a_database_that_stays_away_ends_in_one_line() -> None:
 async def test_a_run_taken_and_let_go_meanwhile_is_lost(installed_dsn: str) -> None:
     """Cut off, the first supervisor cannot tell whether another took the run and has let
     it go already (it finished the run): the lock is free, but the run is not its own."""
-    async with await psycopg.AsyncConnection.connect(installed_dsn, autocommit=True) as conn:
+    async with connection(installed_dsn, autocommit=True) as conn:
         await conn.execute(
             "INSERT INTO tasks.run (id, app, workers, budget_per_hour, subnet, payment_platform)"
             " VALUES ('r1', 'app.py', 1, 1, 'public', 'erc20-holesky-tglm')"
         )
         first = RunLock(installed_dsn, "r1", patience_s=10, holder="A:1")
         await first.acquire()
-        await access.execute(conn, "supervisor_took", run_id="r1", supervisor="A:1")
+        await runs.supervisor_took(conn, "r1", "A:1")
         await drop_lock_connections(installed_dsn)
         second = RunLock(installed_dsn, "r1", holder="B:2")
         await second.acquire()
-        await access.execute(conn, "supervisor_took", run_id="r1", supervisor="B:2")
+        await runs.supervisor_took(conn, "r1", "B:2")
         await second.release()  # the standby finished the run and let it go
 
         with pytest.raises(SupervisorLost, match=r"another supervisor took the run \(B:2\)"):

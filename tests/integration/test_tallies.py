@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from golem_tasks import taskstore
 from golem_tasks.db import migrate
 from golem_tasks.db.connect import connection
 from golem_tasks.monitor.snapshot import snapshot
-from golem_tasks.taskstore import NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import NewTask
 from tests.helpers import make_run
 from tests.integration.pipeline_support import APP, Cli, devnet, env_for, wait_for
 from tests.support.audit import audit_run

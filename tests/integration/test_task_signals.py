@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from golem_tasks import taskstore
 from golem_tasks.appmodule import App
 from golem_tasks.db.connect import connection, open_pool
 from golem_tasks.db.listen import Listener
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import NewTask
 from golem_tasks.supervisor.feeder import Feeder
-from golem_tasks.taskstore import NewTask
 from tests.helpers import make_run
 
 pytestmark = pytest.mark.timeout(120)

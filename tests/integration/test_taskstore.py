@@ -7,9 +7,9 @@ import asyncio
 import psycopg
 import pytest
 
-from golem_tasks import taskstore
 from golem_tasks.db.connect import connect, connection
-from golem_tasks.taskstore import NewTask
+from golem_tasks.store import tasks as taskstore
+from golem_tasks.store.tasks import NewTask
 from tests.helpers import make_run
 
 
@@ -59,9 +59,11 @@ async def test_late_completion_is_discarded(installed_dsn: str) -> None:
     async with connection(installed_dsn, autocommit=True) as conn:
         await taskstore.feed(conn, "r1", new_tasks(1), max_attempts=3, timeout_s=None)
         first = await taskstore.claim(conn, "r1", a, lease_s=0.01)
+        assert first is not None
         await asyncio.sleep(0.05)
         assert await taskstore.requeue_expired(conn, "r1") == [(first.task_id, "pending")]
         second = await taskstore.claim(conn, "r1", b)
+        assert second is not None
         assert second.attempt == 2
         # The first worker comes back late: its result must not count.
         assert await taskstore.complete(conn, first, {"from": "a"}) is False
@@ -69,6 +71,7 @@ async def test_late_completion_is_discarded(installed_dsn: str) -> None:
         assert await taskstore.complete(conn, second, {"from": "b"}) is True
         assert await taskstore.complete(conn, second, {"from": "b", "again": 1}) is False
         row = await (await conn.execute("SELECT * FROM tasks.task")).fetchone()
+        assert row is not None
     assert row["status"] == "done" and row["result"] == {"from": "b"} and row["activity_id"] == b
 
 
@@ -77,11 +80,14 @@ async def test_failed_attempts_requeue_then_fail_for_good(installed_dsn: str) ->
     async with connection(installed_dsn, autocommit=True) as conn:
         await taskstore.feed(conn, "r1", new_tasks(1), max_attempts=2, timeout_s=None)
         claim = await taskstore.claim(conn, "r1", a)
+        assert claim is not None
         assert await taskstore.fail(conn, claim, "boom 1", ["batch-1"]) == "pending"
         claim = await taskstore.claim(conn, "r1", a)
+        assert claim is not None
         assert await taskstore.fail(conn, claim, "boom 2", ["batch-2"]) == "failed"
         assert await taskstore.claim(conn, "r1", a) is None
         task = await (await conn.execute("SELECT * FROM tasks.task")).fetchone()
+        assert task is not None
         batches = await (await conn.execute("SELECT id, attempt FROM tasks.batch")).fetchall()
         errors = await (await conn.execute("SELECT message FROM tasks.error")).fetchall()
     assert task["status"] == "failed" and task["error"] == "boom 2" and task["attempts"] == 2
@@ -116,10 +122,12 @@ async def test_release_activity_gives_claims_back(installed_dsn: str) -> None:
         assert counts.pending == 3
         # Stopped on purpose: the attempt is given back.
         claim = await taskstore.claim(conn, "r1", a)
+        assert claim is not None
         await taskstore.release_activity(conn, a, "budget", count_attempt=False)
         row = await (
             await conn.execute("SELECT attempts FROM tasks.task WHERE id = %s", (claim.task_id,))
         ).fetchone()
+        assert row is not None
     assert row["attempts"] == claim.attempt - 1
 
 

@@ -257,4 +257,4 @@ def check_providers(view: dict[str, Any], db: dict[str, Any]) -> None:
             assert row["mean_task_s"] == round(float(want["mean_task_s"]), 3)
         assert row["stop_reasons"] == db["stop_reasons"].get(provider_id, {})
     # The providers' costs are the run's spend split between them.
-    assert sum((dec(row["glm"]) for row in view["providers"]), Decimal(0)) == db["spent"]
+    assert sum((Decimal(row["glm"]) for row in view["providers"]), Decimal(0)) == db["spent"]

@@ -392,10 +392,11 @@ def _closest(error: ValidationError) -> ValidationError:
     for sub in error.context or ():
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
 
-    def score(errors: list[ValidationError]) -> tuple[int, int]:
+    def score(errors: Iterable[ValidationError]) -> tuple[int, int]:
+        found = list(errors)
         depth = len(error.absolute_path)
-        mistyped = any(e.validator == "type" and len(e.absolute_path) == depth for e in errors)
-        return (int(mistyped), len(errors))
+        mistyped = any(e.validator == "type" and len(e.absolute_path) == depth for e in found)
+        return (int(mistyped), len(found))
 
     return best_match(min(branches.values(), key=score))
 

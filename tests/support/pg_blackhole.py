@@ -25,7 +25,7 @@ class PgBlackhole:
     @property
     def dsn(self) -> str:
         params = {**self.params, "host": "127.0.0.1", "port": str(self.port)}
-        return psycopg.conninfo.make_conninfo(**params, sslmode="disable")
+        return psycopg.conninfo.make_conninfo("", **params, sslmode="disable")
 
     async def __aenter__(self) -> PgBlackhole:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)

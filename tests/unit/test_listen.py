@@ -6,7 +6,7 @@ import psycopg.conninfo
 import pytest
 
 from golem_tasks.config import TCP_LIVENESS, with_tcp_liveness
-from golem_tasks.embedded import ListenAddress, parse_listen
+from golem_tasks.db.embedded import ListenAddress, parse_listen
 from golem_tasks.errors import UserError
 
 

@@ -4,7 +4,7 @@ settings for noticing a vanished client."""
 
 from __future__ import annotations
 
-from golem_tasks.embedded import DEFAULT_SETTINGS
+from golem_tasks.db.embedded import DEFAULT_SETTINGS
 from golem_tasks.supervisor.runlock import PING_TIMEOUT_S
 from golem_tasks.supervisor.supervisor import LOCK_PING_S
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from golem_tasks.errors import describe, storable
-from golem_tasks.taskstore import check_json
+from golem_tasks.store.tasks import check_json
 
 
 @pytest.mark.parametrize(

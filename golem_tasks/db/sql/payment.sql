@@ -74,7 +74,7 @@ SELECT coalesce(sum(increment), 0) AS spent FROM (
 INSERT INTO tasks.debit_note (id, run_id, agreement_id, activity_id, total_amount_due,
                               increment, status, reason, allocation_id, received_at, decided_at,
                               issued_at)
-VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(activity_id)s, %(total_amount_due)s,
+VALUES (%(id)s, %(run_id)s, %(agreement_id)s, %(activity_id)s, %(amount)s,
         %(increment)s, %(status)s, %(reason)s, %(allocation_id)s, %(now)s, %(now)s,
         %(issued_at)s)
 ON CONFLICT (id) DO UPDATE

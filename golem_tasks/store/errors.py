@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import psycopg
-
 from golem_tasks.db import access
+from golem_tasks.db.types import Connection
 from golem_tasks.errors import storable
 
 
-async def record_error(
-    conn: psycopg.AsyncConnection,
+async def record(
+    conn: Connection,
     run_id: str,
     *,
     source: str,

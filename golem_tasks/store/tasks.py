@@ -1,10 +1,8 @@
-"""The task table's life cycle: feed, claim, finish, and give back.
+"""Tasks: the task table's life cycle (feed, claim, finish, give back) and its counts.
 
 Exactly-once results: a claim is (task, activity, attempt); the result is stored in the
 transaction that ends the claim, and only if the claim is still the current one, so a late
 or duplicate completion is discarded rather than counted twice.
-
-All functions expect connections that return dict rows (see ``db.connect``).
 """
 
 from __future__ import annotations
@@ -16,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
-from golem_tasks.db.queries import queries
+from golem_tasks.db import access
+from golem_tasks.db.types import Connection, Row
 from golem_tasks.errors import storable
-from golem_tasks.runlog import record_error
+from golem_tasks.store import errors
+from golem_tasks.store.records import TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ def _unstorable(data: Any) -> tuple[str, str] | None:
 
 
 async def feed(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     tasks: Sequence[NewTask],
     *,
@@ -126,47 +125,43 @@ async def feed(
     """Insert tasks not yet known by key; return how many were new."""
     if not tasks:
         return 0
-    cur = await conn.execute(
-        queries.insert_tasks,
-        {
-            "run_id": run_id,
-            "keys": [t.key for t in tasks],
-            "positions": [t.position for t in tasks],
-            "datas": [Jsonb(t.data) for t in tasks],
-            "max_attempts": max_attempts,
-            "timeout_s": timeout_s,
-        },
+    return await access.execute(
+        conn,
+        "insert_tasks",
+        run_id=run_id,
+        keys=[t.key for t in tasks],
+        positions=[t.position for t in tasks],
+        datas=[Jsonb(t.data) for t in tasks],
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
     )
-    return cur.rowcount
 
 
-async def set_feed_wake_at(
-    conn: psycopg.AsyncConnection, run_id: str, position: int | None
-) -> None:
+async def set_feed_wake_at(conn: Connection, run_id: str, position: int | None) -> None:
     """Ask to be notified (channel ``golem_tasks_feed``) once the task at ``position`` is
     claimed; ``None`` asks nothing."""
-    await conn.execute(queries.set_feed_wake_at, {"run_id": run_id, "position": position})
+    await access.execute(conn, "set_feed_wake_at", run_id=run_id, position=position)
 
 
-async def max_position(conn: psycopg.AsyncConnection, run_id: str) -> int:
-    row = await (await conn.execute(queries.max_position, {"run_id": run_id})).fetchone()
+async def max_position(conn: Connection, run_id: str) -> int:
+    row = await access.the_row(conn, "max_position", run_id=run_id)
     return int(row["position"])
 
 
-async def pending_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
+async def pending_count(conn: Connection, run_id: str) -> int:
     """Pending tasks only: cheap even when millions are done."""
-    row = await (await conn.execute(queries.pending_count, {"run_id": run_id})).fetchone()
+    row = await access.the_row(conn, "pending_count", run_id=run_id)
     return int(row["pending"])
 
 
-async def open_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
+async def open_count(conn: Connection, run_id: str) -> int:
     """Pending and claimed tasks: what still needs work."""
-    row = await (await conn.execute(queries.open_count, {"run_id": run_id})).fetchone()
+    row = await access.the_row(conn, "open_count", run_id=run_id)
     return int(row["open"])
 
 
-async def counts(conn: psycopg.AsyncConnection, run_id: str) -> TaskCounts:
-    row = await (await conn.execute(queries.task_counts, {"run_id": run_id})).fetchone()
+async def counts(conn: Connection, run_id: str) -> TaskCounts:
+    row = await access.the_row(conn, "task_counts", run_id=run_id)
     return TaskCounts(**{k: int(v) for k, v in row.items()})
 
 
@@ -183,7 +178,7 @@ class ClaimRequest:
 
 
 async def claim(
-    conn: psycopg.AsyncConnection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
+    conn: Connection, run_id: str, activity_id: str, lease_s: float = DEFAULT_LEASE_S
 ) -> Claim | None:
     """Take the next pending task for ``activity_id``; ``None`` when there is none."""
     [(_, claimed)] = await claim_many(conn, run_id, [ClaimRequest(activity_id)], lease_s)
@@ -191,7 +186,7 @@ async def claim(
 
 
 async def complete_and_claim(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     claim: Claim,
     result: Any,
     batch_ids: Sequence[str] = (),
@@ -207,7 +202,7 @@ async def complete_and_claim(
 
 
 async def claim_many(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     run_id: str,
     requests: Sequence[ClaimRequest],
     lease_s: float = DEFAULT_LEASE_S,
@@ -227,10 +222,10 @@ async def claim_many(
         "batch_ids": [b for r in requests if r.previous for b in r.batch_ids],
     }
     if conn.autocommit:  # one statement is its own transaction: no BEGIN/COMMIT round trips
-        rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+        rows = await access.all_rows(conn, "claim_task", **params)
     else:
         async with conn.transaction():
-            rows = await (await conn.execute(queries.claim_task, params)).fetchall()
+            rows = await access.all_rows(conn, "claim_task", **params)
     done = {row["id"] for row in rows if row["kind"] == "done"}
     claimed = {row["activity_id"]: row for row in rows if row["kind"] == "claimed"}
     answers = []
@@ -243,7 +238,7 @@ async def claim_many(
     return answers
 
 
-def _claim_from(row: dict[str, Any], run_id: str) -> Claim:
+def _claim_from(row: Row, run_id: str) -> Claim:
     return Claim(
         run_id=run_id,
         activity_id=row["activity_id"],
@@ -265,24 +260,21 @@ def _discarding(claim: Claim) -> None:
     )
 
 
-async def _store_batches(
-    conn: psycopg.AsyncConnection, claim: Claim, batch_ids: Sequence[str]
-) -> None:
+async def _store_batches(conn: Connection, claim: Claim, batch_ids: Sequence[str]) -> None:
     if batch_ids:
-        await conn.execute(
-            queries.insert_batches,
-            {
-                "run_id": claim.run_id,
-                "activity_id": claim.activity_id,
-                "task_id": claim.task_id,
-                "attempt": claim.attempt,
-                "batch_ids": list(batch_ids),
-            },
+        await access.execute(
+            conn,
+            "insert_batches",
+            run_id=claim.run_id,
+            activity_id=claim.activity_id,
+            task_id=claim.task_id,
+            attempt=claim.attempt,
+            batch_ids=list(batch_ids),
         )
 
 
 async def complete(
-    conn: psycopg.AsyncConnection,
+    conn: Connection,
     claim: Claim,
     result: Any,
     batch_ids: Sequence[str] = (),
@@ -294,50 +286,46 @@ async def complete(
     transaction, so they exist exactly when the result that produced them does.
     """
     async with conn.transaction():
-        cur = await conn.execute(
-            queries.complete_task,
-            {
-                "task_id": claim.task_id,
-                "activity_id": claim.activity_id,
-                "attempt": claim.attempt,
-                "result": Jsonb(result),
-            },
+        stored = await access.execute(
+            conn,
+            "complete_task",
+            task_id=claim.task_id,
+            activity_id=claim.activity_id,
+            attempt=claim.attempt,
+            result=Jsonb(result),
         )
-        if cur.rowcount != 1:
+        if stored != 1:
             _discarding(claim)
             return False
         await _store_batches(conn, claim, batch_ids)
         if follow_ups:
-            await conn.execute(
-                queries.insert_follow_ups,
-                {
-                    "task_id": claim.task_id,
-                    "keys": [follow_up_key(claim.key, d, i) for i, d in enumerate(follow_ups)],
-                    "datas": [Jsonb(d) for d in follow_ups],
-                },
+            await access.execute(
+                conn,
+                "insert_follow_ups",
+                task_id=claim.task_id,
+                keys=[follow_up_key(claim.key, d, i) for i, d in enumerate(follow_ups)],
+                datas=[Jsonb(d) for d in follow_ups],
             )
     return True
 
 
 async def fail(
-    conn: psycopg.AsyncConnection, claim: Claim, error: str, batch_ids: Sequence[str] = ()
-) -> str | None:
+    conn: Connection, claim: Claim, error: str, batch_ids: Sequence[str] = ()
+) -> TaskStatus | None:
     """Record a failed attempt; return the task's new status (``None`` for a stale claim)."""
     async with conn.transaction():
-        cur = await conn.execute(
-            queries.fail_task_attempt,
-            {
-                "task_id": claim.task_id,
-                "activity_id": claim.activity_id,
-                "attempt": claim.attempt,
-                "error": storable(error),
-            },
+        row = await access.one(
+            conn,
+            "fail_task_attempt",
+            task_id=claim.task_id,
+            activity_id=claim.activity_id,
+            attempt=claim.attempt,
+            error=storable(error),
         )
-        row = await cur.fetchone()
         if row is None:
             return None
         await _store_batches(conn, claim, batch_ids)
-        await record_error(
+        await errors.record(
             conn,
             claim.run_id,
             source="worker",
@@ -346,42 +334,42 @@ async def fail(
             activity_id=claim.activity_id,
             task_id=claim.task_id,
         )
-    return str(row["status"])
+    return TaskStatus(row["status"])
 
 
 async def renew_leases(
-    conn: psycopg.AsyncConnection, activity_ids: Sequence[str], lease_s: float = DEFAULT_LEASE_S
+    conn: Connection, activity_ids: Sequence[str], lease_s: float = DEFAULT_LEASE_S
 ) -> None:
     if activity_ids:
-        await conn.execute(
-            queries.renew_leases, {"activity_ids": list(activity_ids), "lease_s": lease_s}
-        )
+        await access.execute(conn, "renew_leases", activity_ids=list(activity_ids), lease_s=lease_s)
 
 
 async def release_activity(
-    conn: psycopg.AsyncConnection, activity_id: str, error: str, *, count_attempt: bool = True
-) -> list[tuple[int, str]]:
+    conn: Connection, activity_id: str, error: str, *, count_attempt: bool = True
+) -> list[tuple[int, TaskStatus]]:
     """Give back every task the activity still holds (see the query for ``count_attempt``)."""
-    cur = await conn.execute(
-        queries.release_activity_claims,
-        {"activity_id": activity_id, "error": storable(error), "count_attempt": count_attempt},
+    rows = await access.all_rows(
+        conn,
+        "release_activity_claims",
+        activity_id=activity_id,
+        error=storable(error),
+        count_attempt=count_attempt,
     )
-    return [(row["id"], row["status"]) for row in await cur.fetchall()]
+    return [(row["id"], TaskStatus(row["status"])) for row in rows]
 
 
-async def requeue_expired(conn: psycopg.AsyncConnection, run_id: str) -> list[tuple[int, str]]:
+async def requeue_expired(conn: Connection, run_id: str) -> list[tuple[int, TaskStatus]]:
     """Free claims whose worker stopped renewing them."""
-    cur = await conn.execute(queries.requeue_expired_claims, {"run_id": run_id})
-    return [(row["id"], row["status"]) for row in await cur.fetchall()]
+    rows = await access.all_rows(conn, "requeue_expired_claims", run_id=run_id)
+    return [(row["id"], TaskStatus(row["status"])) for row in rows]
 
 
-async def count_results_having(conn: psycopg.AsyncConnection, run_id: str, field: str) -> int:
+async def count_results_having(conn: Connection, run_id: str, field: str) -> int:
     """Done tasks whose result is an object with a non-null ``field``."""
-    cur = await conn.execute(queries.count_results_having, {"run_id": run_id, "field": field})
-    row = await cur.fetchone()
+    row = await access.the_row(conn, "count_results_having", run_id=run_id, field=field)
     return int(row["results"])
 
 
-async def done_count(conn: psycopg.AsyncConnection, run_id: str) -> int:
-    row = await (await conn.execute(queries.done_count, {"run_id": run_id})).fetchone()
+async def done_count(conn: Connection, run_id: str) -> int:
+    row = await access.the_row(conn, "done_count", run_id=run_id)
     return int(row["done"])
