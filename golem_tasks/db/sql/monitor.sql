@@ -212,19 +212,14 @@ WITH span AS (
 ), points AS (
     SELECT i, t0 + (t1 - t0) * i / %(points)s AS at
     FROM span, generate_series(0, %(points)s) AS i
-), done AS (
+), tallied AS (
+    -- Results and accepted spend per step, in one pass over the run's per-second tallies.
     SELECT least(width_bucket(date_part('epoch', t.at), s.e0, s.e1, %(points)s),
                  %(points)s) AS i,
-           sum(t.n) AS n
+           sum(t.n) FILTER (WHERE t.kind = 'done_at') AS n,
+           sum(t.amount) FILTER (WHERE t.kind = 'spend_at') AS glm
     FROM tasks.tally_now t, span s
-    WHERE t.run_id = %(run_id)s AND t.kind = 'done_at'
-    GROUP BY 1
-), spend AS (
-    SELECT least(width_bucket(date_part('epoch', a.at), s.e0, s.e1, %(points)s),
-                 %(points)s) AS i,
-           sum(a.amount) AS glm
-    FROM tasks.tally_now a, span s
-    WHERE a.run_id = %(run_id)s AND a.kind = 'spend_at'
+    WHERE t.run_id = %(run_id)s AND t.kind IN ('done_at', 'spend_at')
     GROUP BY 1
 ), lives AS (
     -- +1 when an activity became ready, -1 when it stopped: their running sum is the
@@ -242,11 +237,10 @@ WITH span AS (
 )
 SELECT p.at,
        sum(coalesce(d.n, 0)) OVER (ORDER BY p.i) AS results,
-       sum(coalesce(sp.glm, 0)) OVER (ORDER BY p.i) AS glm,
+       sum(coalesce(d.glm, 0)) OVER (ORDER BY p.i) AS glm,
        sum(coalesce(l.delta, 0)) OVER (ORDER BY p.i) AS working
 FROM points p
-LEFT JOIN done d ON d.i = p.i
-LEFT JOIN spend sp ON sp.i = p.i
+LEFT JOIN tallied d ON d.i = p.i
 LEFT JOIN lives l ON l.i = p.i
 ORDER BY p.i;
 
